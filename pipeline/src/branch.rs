@@ -1,0 +1,75 @@
+//! The element chains of the video and audio branches, from the stages in file order.
+//!
+//! Used both to build the real graph and to describe it (`anb pipeline check`), so what is printed
+//! is what runs.
+
+use gst::prelude::*;
+
+use crate::config::LoadedStage;
+use crate::elements::{describe, make_with};
+use crate::error::PipelineError;
+use crate::stage::{BuildContext, Role};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BranchKind {
+    Video,
+    Audio,
+}
+
+/// The elements of one branch, head queue first, encoder last.
+///
+/// Queues split the branch into threads: the head queue decouples the branch from the demuxer,
+/// and a queue before the encoder lets filtering and encoding run on different cores. Both are
+/// small and bounded: raw 1080p frames are 3 MB each.
+pub(crate) fn elements(
+    kind: BranchKind,
+    stages: &[LoadedStage],
+    ctx: &BuildContext,
+) -> Result<Vec<gst::Element>, PipelineError> {
+    let mut chain = vec![head_queue(kind)?];
+    for s in stages {
+        if s.stage.role() == Role::Encode {
+            chain.push(make_with("queue", &[("max-size-buffers", "3"), ("max-size-bytes", "0"), ("max-size-time", "0")])?);
+        }
+        let mut added = match kind {
+            BranchKind::Video => s.stage.video(ctx)?,
+            BranchKind::Audio => s.stage.audio(ctx)?,
+        };
+        chain.append(&mut added);
+    }
+    Ok(chain)
+}
+
+fn head_queue(kind: BranchKind) -> Result<gst::Element, PipelineError> {
+    match kind {
+        BranchKind::Video => make_with("queue", &[("max-size-buffers", "4"), ("max-size-bytes", "0"), ("max-size-time", "0")]),
+        // Audio may have to wait while the video encoder fills its lookahead: allow a few seconds.
+        BranchKind::Audio => make_with(
+            "queue",
+            &[("max-size-buffers", "0"), ("max-size-bytes", "0"), ("max-size-time", "5000000000")],
+        ),
+    }
+}
+
+/// gst-launch style text of a chain.
+pub(crate) fn describe_chain(chain: &[gst::Element]) -> String {
+    chain.iter().map(describe).collect::<Vec<_>>().join(" ! ")
+}
+
+/// Add a chain to `bin`, link it in order and bring it to the bin's state.
+pub(crate) fn add_and_link(bin: &gst::Pipeline, chain: &[gst::Element]) -> Result<(), PipelineError> {
+    use crate::error::ErrorCode;
+    bin.add_many(chain).map_err(|e| PipelineError::new(ErrorCode::Internal, format!("adding elements: {e}")))?;
+    gst::Element::link_many(chain).map_err(|_| {
+        PipelineError::new(
+            ErrorCode::InvalidPipeline,
+            format!("stages cannot be linked (incompatible formats) in `{}`", describe_chain(chain)),
+        )
+    })?;
+    for element in chain.iter().rev() {
+        element
+            .sync_state_with_parent()
+            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("starting {}: {e}", element.name())))?;
+    }
+    Ok(())
+}

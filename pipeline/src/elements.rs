@@ -1,0 +1,107 @@
+//! Creating GStreamer elements with errors that tell an operator what to install.
+
+use gst::prelude::*;
+
+use crate::error::{ErrorCode, PipelineError};
+
+/// Create an element from its factory name.
+pub fn make(factory: &str) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make(factory).build().map_err(|_| missing(factory))
+}
+
+/// Create an element and set properties from strings (enums and numbers parse as in gst-launch).
+pub fn make_with(factory: &str, props: &[(&str, &str)]) -> Result<gst::Element, PipelineError> {
+    let element = make(factory)?;
+    for (name, value) in props {
+        if element.find_property(name).is_none() {
+            return Err(PipelineError::new(
+                ErrorCode::Internal,
+                format!("element `{factory}` has no property `{name}`"),
+            ));
+        }
+        element.set_property_from_str(name, value);
+    }
+    Ok(element)
+}
+
+/// A `capsfilter` restricting the stream to `caps` (gst-launch syntax).
+pub fn capsfilter(caps: &str) -> Result<gst::Element, PipelineError> {
+    let parsed: gst::Caps = caps.parse().map_err(|_| {
+        PipelineError::new(ErrorCode::InvalidPipeline, format!("`{caps}` is not valid caps"))
+    })?;
+    let element = make("capsfilter")?;
+    element.set_property("caps", &parsed);
+    Ok(element)
+}
+
+fn missing(factory: &str) -> PipelineError {
+    let package = match factory {
+        "x264enc" => "gstreamer1.0-plugins-ugly",
+        f if f.starts_with("av") => "gstreamer1.0-libav",
+        "mp4mux" | "qtdemux" | "videobox" | "gdkpixbufoverlay" | "videoflip" => "gstreamer1.0-plugins-good",
+        "aspectratiocrop" | "h264parse" => "gstreamer1.0-plugins-bad",
+        _ => "gstreamer1.0-plugins-base",
+    };
+    PipelineError::new(
+        ErrorCode::Internal,
+        format!("GStreamer element `{factory}` is not installed (Debian package {package}; `make deps` installs it)"),
+    )
+}
+
+/// Describe an element as in gst-launch syntax, with the properties that differ from defaults.
+pub fn describe(element: &gst::Element) -> String {
+    use gst::prelude::GstValueExt;
+    let Some(factory) = element.factory().map(|f| f.name().to_string()) else {
+        return describe_bin(element);
+    };
+    if factory == "capsfilter" {
+        let caps = element.property::<Option<gst::Caps>>("caps");
+        return caps.map(|c| c.to_string()).unwrap_or(factory);
+    }
+    let mut out = factory;
+    for spec in element.list_properties() {
+        let name = spec.name();
+        if ["name", "parent", "qos"].contains(&name)
+            || !spec.flags().contains(gst::glib::ParamFlags::WRITABLE)
+            || spec.flags().contains(gst::glib::ParamFlags::DEPRECATED)
+        {
+            continue;
+        }
+        if !spec.flags().contains(gst::glib::ParamFlags::READABLE) {
+            continue;
+        }
+        let value = element.property_value(name);
+        let is_default = spec.default_value().compare(&value) == Some(std::cmp::Ordering::Equal);
+        if is_default || value.type_().is_a(gst::glib::Type::OBJECT) {
+            continue;
+        }
+        if let Some(text) = value_text(&value) {
+            out.push_str(&format!(" {name}={text}"));
+        }
+    }
+    out
+}
+
+/// A bin (a `gst` stage's chain) is described by its children, upstream first.
+fn describe_bin(element: &gst::Element) -> String {
+    use gst::prelude::*;
+    let Some(bin) = element.downcast_ref::<gst::Bin>() else {
+        return "element".into();
+    };
+    let mut children: Vec<String> = bin
+        .iterate_sorted()
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|child| describe(&child))
+        .collect();
+    children.reverse();
+    format!("( {} )", children.join(" ! "))
+}
+
+fn value_text(value: &gst::glib::Value) -> Option<String> {
+    use gst::prelude::*;
+    if let Ok(s) = value.get::<Option<String>>() {
+        return s.map(|s| format!("\"{s}\""));
+    }
+    value.serialize().ok().map(|s| s.to_string())
+}

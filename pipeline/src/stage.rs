@@ -1,0 +1,113 @@
+//! The `Stage` abstraction: what a stage contributes to a run.
+//!
+//! A stage's config struct *is* the stage (deserialized from its `[[stage]]` table). The framework
+//! owns decoding, routing, queues, muxing, progress and errors; a stage only says which elements it
+//! adds to the video and audio branches, in file order, plus a few declarative facts (its role,
+//! an output window, whether audio survives, endpoint options).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{PipelineError, Problem};
+
+/// Where a stage may stand in the file. Order rules are checked by the loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Names the input endpoint; first if present.
+    Input,
+    /// Changes pictures and/or sound; before `Encode`.
+    Filter,
+    /// Turns raw streams into H.264/AAC; exactly one.
+    Encode,
+    /// Names the output endpoint; last if present.
+    Output,
+}
+
+/// Facts of the machine a graph is built for.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// CPU threads the run may use (respects cgroup CPU quotas).
+    pub threads: usize,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        BuildContext { threads }
+    }
+}
+
+/// The part of the input that becomes the output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start: Duration,
+    /// `None` keeps everything after `start`.
+    pub max_duration: Option<Duration>,
+}
+
+/// How the input is read; the job's storage backend honours what applies to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOptions {
+    pub block_size_kib: u32,
+    pub read_ahead_blocks: u32,
+    pub cache_blocks: u32,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions { block_size_kib: 1024, read_ahead_blocks: 2, cache_blocks: 8 }
+    }
+}
+
+/// How the output is written; the job's storage backend honours what applies to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkOptions {
+    pub part_size_mib: u32,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions { part_size_mib: 8 }
+    }
+}
+
+/// One step of a pipeline. Every method has a default, so a stage implements only what it does.
+pub trait Stage: fmt::Debug + Send + Sync {
+    fn role(&self) -> Role {
+        Role::Filter
+    }
+
+    /// Pure checks of the options, every problem at once (field names in backticks, saying what
+    /// would be valid). Element availability is checked separately by a dry build.
+    fn validate(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Elements appended to the video branch, linked in the returned order.
+    fn video(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        Ok(Vec::new())
+    }
+
+    /// Elements appended to the audio branch, linked in the returned order.
+    fn audio(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        Ok(Vec::new())
+    }
+
+    /// The output window (trim). The framework cuts every branch with it, in sync.
+    fn window(&self) -> Option<Window> {
+        None
+    }
+
+    /// `false` removes the audio stream from the output.
+    fn keeps_audio(&self) -> bool {
+        true
+    }
+
+    fn source_options(&self) -> Option<SourceOptions> {
+        None
+    }
+
+    fn sink_options(&self) -> Option<SinkOptions> {
+        None
+    }
+}

@@ -1,0 +1,61 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{pipeline_file, process};
+
+#[derive(Debug, Parser)]
+#[command(name = "anb", version, about = "ANB Video: upload, process and rank basketball clips")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one file through the pipeline, exactly as a worker would.
+    Process(process::ProcessArgs),
+    /// Inspect a pipeline file.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Print the resolved stages and the GStreamer graph, or every error (exit code 2).
+    Check {
+        /// The pipeline file; default `$ANB_PIPELINE`, then `pipeline.toml`, then the built-in one.
+        file: Option<PathBuf>,
+    },
+}
+
+/// Exit code for an invalid pipeline file or arguments.
+pub const EXIT_CONFIG: u8 = 2;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Process(args) => process::run(args),
+        Command::Pipeline(PipelineCommand::Check { file }) => check(file),
+    }
+}
+
+fn check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let ctx = anb_pipeline::BuildContext::default();
+    let loaded = match pipeline_file::load(file.as_deref(), &ctx) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    println!("pipeline: {}", loaded.source_name);
+    for (i, s) in loaded.pipeline.stages().iter().enumerate() {
+        println!("  {i}: {} {:?}", s.type_name, s.stage);
+    }
+    println!("threads: {}", ctx.threads);
+    print!("{}", loaded.pipeline.describe_graph(&ctx)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,156 @@
+//! `anb process INPUT OUTPUT`: one file through the worker's code path, with a progress bar on
+//! a terminal and a summary at the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anb_pipeline::{BuildContext, ByteSink, ByteSource, ErrorCode, FileSink, FileSource, PipelineError, RunOptions, RunReport};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::EXIT_CONFIG;
+use crate::pipeline_file;
+
+/// Exit code when the input is not a usable video (`invalid-input`, `unsupported-input`).
+pub const EXIT_BAD_INPUT: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// The input video (a path).
+    pub input: PathBuf,
+    /// Where to write the MP4 (a path; written under a temporary name, renamed when complete).
+    pub output: PathBuf,
+    /// The pipeline file; default `$ANB_PIPELINE`, then `pipeline.toml`, then the built-in one.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Abort when nothing moves for this long.
+    #[arg(long, env = "ANB_STALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub stall_timeout_secs: u64,
+    /// CPU threads for decoding, scaling and encoding; default: the CPUs this process may use.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the summary (or the error) as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
+    let mut ctx = BuildContext::default();
+    if let Some(t) = args.threads {
+        ctx.threads = t.max(1);
+    }
+    let loaded = match pipeline_file::load(args.pipeline.as_deref(), &ctx) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let (source, sink) = match open_endpoints(&args) {
+        Ok(endpoints) => endpoints,
+        Err(e) => return Ok(fail(&args, &e)),
+    };
+
+    let bar = progress_bar();
+    let bar_for_run = bar.clone();
+    let opts = RunOptions {
+        ctx,
+        stall_timeout: Duration::from_secs(args.stall_timeout_secs),
+        on_progress: Some(Box::new(move |p: &anb_pipeline::Progress| {
+            if let Some(f) = p.fraction() {
+                bar_for_run.set_position((f * 1000.0) as u64);
+            }
+            bar_for_run.set_message(format!(
+                "{:.1}/{} s, read {:.1} MB",
+                p.position.as_secs_f64(),
+                p.expected.map_or("?".into(), |e| format!("{:.1}", e.as_secs_f64())),
+                p.bytes_read as f64 / 1e6
+            ));
+        })),
+        ..RunOptions::default()
+    };
+    let result = loaded.pipeline.run_blocking(source, sink, opts);
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            print_summary(&args, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(&args, &e)),
+    }
+}
+
+fn open_endpoints(args: &ProcessArgs) -> Result<(Arc<dyn ByteSource>, Box<dyn ByteSink>), PipelineError> {
+    for url in [&args.input, &args.output] {
+        if url.to_string_lossy().contains("://") {
+            return Err(PipelineError::new(
+                ErrorCode::SourceFailed,
+                format!("`{}`: only local paths are supported by this build", url.display()),
+            ));
+        }
+    }
+    let source = FileSource::open(&args.input).map_err(|e| {
+        PipelineError::new(ErrorCode::SourceFailed, format!("cannot open `{}`: {e}", args.input.display()))
+    })?;
+    let sink = FileSink::create(&args.output).map_err(|e| {
+        PipelineError::new(ErrorCode::SinkFailed, format!("cannot create `{}`: {e}", args.output.display()))
+    })?;
+    Ok((Arc::new(source), Box::new(sink)))
+}
+
+fn progress_bar() -> ProgressBar {
+    // indicatif draws nothing when stderr is not a terminal.
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {percent:>3}% {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(args: &ProcessArgs, r: &RunReport) {
+    let mb = |b: u64| b as f64 / 1e6;
+    if args.json {
+        let summary = serde_json::json!({
+            "input": args.input,
+            "output": args.output,
+            "input_size": r.input_size,
+            "input_duration_secs": r.input_duration.map(|d| d.as_secs_f64()),
+            "output_duration_secs": r.output_duration.as_secs_f64(),
+            "wall_secs": r.wall_time.as_secs_f64(),
+            "realtime_factor": r.realtime_factor(),
+            "bytes_read": r.bytes_read,
+            "bytes_written": r.bytes_written,
+        });
+        println!("{summary}");
+        return;
+    }
+    let input_secs = r.input_duration.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64()));
+    println!("input   {} ({:.1} MB, {input_secs} s)", args.input.display(), mb(r.input_size));
+    println!("output  {} ({:.1} MB, {:.2} s)", args.output.display(), mb(r.bytes_written), r.output_duration.as_secs_f64());
+    println!("time    {:.2} s ({:.2}x realtime)", r.wall_time.as_secs_f64(), r.realtime_factor());
+    println!(
+        "read    {:.1} MB ({:.1}% of the input)",
+        mb(r.bytes_read),
+        100.0 * r.bytes_read as f64 / r.input_size.max(1) as f64
+    );
+}
+
+fn fail(args: &ProcessArgs, e: &PipelineError) -> ExitCode {
+    let code = e.code();
+    if args.json {
+        println!("{}", serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } }));
+    }
+    eprintln!("error[{code}]: {}", e.message());
+    if code == ErrorCode::InvalidPipeline {
+        ExitCode::from(EXIT_CONFIG)
+    } else if code.is_client_fault() {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        ExitCode::FAILURE
+    }
+}

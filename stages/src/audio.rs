@@ -1,0 +1,128 @@
+//! `audio`: keep the sound (optionally resampled, remixed or louder), or strip it.
+
+use anb_pipeline::elements::{capsfilter, make, make_with};
+use anb_pipeline::{BuildContext, PipelineError, Problem, Stage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AudioMode {
+    #[default]
+    Keep,
+    Strip,
+}
+
+fn default_volume() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audio {
+    /// `keep` (default) or `strip` (the output has no audio stream).
+    #[serde(default)]
+    pub mode: AudioMode,
+    /// Resample to this rate, in Hz (8000 to 96000). Default: the input's rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate_hz: Option<u32>,
+    /// Mix to this many channels (1 or 2). Default: the input's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    /// Gain as a factor (0 to 4). Default 1.
+    #[serde(default = "default_volume")]
+    pub volume: f64,
+}
+
+impl Default for Audio {
+    fn default() -> Self {
+        Audio { mode: AudioMode::Keep, sample_rate_hz: None, channels: None, volume: 1.0 }
+    }
+}
+
+impl Stage for Audio {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some(rate) = self.sample_rate_hz {
+            if !(8000..=96000).contains(&rate) {
+                problems.push(Problem::field("sample_rate_hz", format!("{rate} is not valid: use 8000 to 96000")));
+            }
+        }
+        if let Some(ch) = self.channels {
+            if !(1..=2).contains(&ch) {
+                problems.push(Problem::field("channels", format!("{ch} is not valid: use 1 or 2")));
+            }
+        }
+        if !(0.0..=4.0).contains(&self.volume) {
+            problems.push(Problem::field("volume", "must be a factor from 0 to 4"));
+        }
+        problems
+    }
+
+    fn audio(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        if self.mode == AudioMode::Strip || (self.sample_rate_hz.is_none() && self.channels.is_none() && self.volume == 1.0) {
+            return Ok(Vec::new());
+        }
+        let mut chain = vec![make("audioconvert")?, make("audioresample")?];
+        let mut caps = String::from("audio/x-raw");
+        if let Some(rate) = self.sample_rate_hz {
+            caps.push_str(&format!(",rate={rate}"));
+        }
+        if let Some(ch) = self.channels {
+            caps.push_str(&format!(",channels={ch}"));
+        }
+        chain.push(capsfilter(&caps)?);
+        if self.volume != 1.0 {
+            chain.push(make_with("volume", &[("volume", &self.volume.to_string())])?);
+        }
+        Ok(chain)
+    }
+
+    fn keeps_audio(&self) -> bool {
+        self.mode == AudioMode::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use gst::prelude::*;
+
+    #[test]
+    fn toml_round_trip_and_unknown_field() {
+        assert_round_trip(&Audio { mode: AudioMode::Keep, sample_rate_hz: Some(44100), channels: Some(1), volume: 0.5 });
+        assert_rejects_unknown_field::<Audio>("mode = \"keep\"\nnormalise = true");
+    }
+
+    #[test]
+    fn strip_drops_the_stream_and_out_of_range_values_are_rejected() {
+        let strip: Audio = toml::from_str("mode = \"strip\"").unwrap();
+        assert!(!strip.keeps_audio());
+        let bad = Audio { sample_rate_hz: Some(1), channels: Some(6), volume: 9.0, ..Audio::default() };
+        assert_eq!(bad.validate().len(), 3);
+    }
+
+    #[test]
+    fn resamples_and_downmixes() {
+        gst::init().unwrap();
+        let stage = Audio { sample_rate_hz: Some(22050), channels: Some(1), ..Audio::default() };
+        let pipeline = gst::Pipeline::new();
+        let src = gst::parse::bin_from_description(
+            "audiotestsrc num-buffers=5 ! audio/x-raw,rate=48000,channels=2 ! identity",
+            true,
+        )
+        .unwrap();
+        let mut chain: Vec<gst::Element> = vec![src.upcast()];
+        chain.extend(stage.audio(&BuildContext { threads: 1 }).unwrap());
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        chain.push(sink.clone().upcast());
+        pipeline.add_many(&chain).unwrap();
+        gst::Element::link_many(&chain).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink.pull_sample().unwrap();
+        let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(caps.get::<i32>("rate").unwrap(), 22050);
+        assert_eq!(caps.get::<i32>("channels").unwrap(), 1);
+    }
+}

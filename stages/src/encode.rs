@@ -1,0 +1,182 @@
+//! `encode`: H.264 (x264) and AAC, for MP4 that browsers play.
+//!
+//! The framework muxes the result into MP4 with the index at the front (`moov` before `mdat`).
+//! Pictures are converted to 4:2:0 (`I420`) first: x264 would otherwise keep 4:4:4 input as
+//! 4:4:4, which browsers refuse. x264's thread count is set explicitly, because its automatic
+//! count looks at the host's CPUs and ignores a container's CPU quota.
+
+use anb_pipeline::elements::{capsfilter, make, make_with};
+use anb_pipeline::{BuildContext, PipelineError, Problem, Role, Stage};
+use serde::{Deserialize, Serialize};
+
+pub const PRESETS: [&str; 10] =
+    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+pub const PROFILES: [&str; 3] = ["baseline", "main", "high"];
+pub const DEFAULT_PRESET: &str = "veryfast";
+pub const DEFAULT_CRF: u32 = 23;
+pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
+
+fn default_preset() -> String {
+    DEFAULT_PRESET.into()
+}
+fn default_profile() -> String {
+    "high".into()
+}
+fn default_audio_bitrate_kbps() -> u32 {
+    DEFAULT_AUDIO_BITRATE_KBPS
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encode {
+    /// x264 speed preset, `ultrafast` to `placebo`. Default `veryfast`.
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    /// Constant quality, 0 (lossless) to 51; lower is better. Default 23 unless
+    /// `video_bitrate_kbps` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crf: Option<u32>,
+    /// Average video bitrate in kbit/s, instead of `crf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_bitrate_kbps: Option<u32>,
+    /// H.264 profile: `baseline`, `main` or `high` (default).
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Encoder threads. Default: the CPUs the process may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// AAC bitrate in kbit/s. Default 128.
+    #[serde(default = "default_audio_bitrate_kbps")]
+    pub audio_bitrate_kbps: u32,
+}
+
+impl Default for Encode {
+    fn default() -> Self {
+        Encode {
+            preset: default_preset(),
+            crf: None,
+            video_bitrate_kbps: None,
+            profile: default_profile(),
+            threads: None,
+            audio_bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
+        }
+    }
+}
+
+impl Stage for Encode {
+    fn role(&self) -> Role {
+        Role::Encode
+    }
+
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !PRESETS.contains(&self.preset.as_str()) {
+            problems.push(Problem::field("preset", format!("`{}` is not an x264 preset; use one of {}", self.preset, PRESETS.join(", "))));
+        }
+        if !PROFILES.contains(&self.profile.as_str()) {
+            problems.push(Problem::field("profile", format!("`{}` is not valid; use one of {}", self.profile, PROFILES.join(", "))));
+        }
+        if let Some(crf) = self.crf {
+            if crf > 51 {
+                problems.push(Problem::field("crf", format!("{crf} is not valid: use 0 to 51")));
+            }
+            if self.video_bitrate_kbps.is_some() {
+                problems.push(Problem::field("crf", "set either `crf` or `video_bitrate_kbps`, not both"));
+            }
+        }
+        if let Some(kbps) = self.video_bitrate_kbps {
+            if !(100..=100_000).contains(&kbps) {
+                problems.push(Problem::field("video_bitrate_kbps", format!("{kbps} is not valid: use 100 to 100000")));
+            }
+        }
+        if let Some(threads) = self.threads {
+            if !(1..=64).contains(&threads) {
+                problems.push(Problem::field("threads", format!("{threads} is not valid: use 1 to 64")));
+            }
+        }
+        if !(16..=512).contains(&self.audio_bitrate_kbps) {
+            problems.push(Problem::field("audio_bitrate_kbps", format!("{} is not valid: use 16 to 512", self.audio_bitrate_kbps)));
+        }
+        problems
+    }
+
+    fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        let threads = self.threads.map_or(ctx.threads, |t| t as usize).to_string();
+        let x264 = match self.video_bitrate_kbps {
+            Some(kbps) => make_with(
+                "x264enc",
+                &[("speed-preset", &self.preset), ("pass", "cbr"), ("bitrate", &kbps.to_string()), ("threads", &threads)],
+            )?,
+            None => make_with(
+                "x264enc",
+                &[
+                    ("speed-preset", &self.preset),
+                    ("pass", "qual"),
+                    ("quantizer", &self.crf.unwrap_or(DEFAULT_CRF).to_string()),
+                    ("threads", &threads),
+                ],
+            )?,
+        };
+        Ok(vec![
+            make_with("videoconvert", &[("n-threads", &threads)])?,
+            capsfilter("video/x-raw,format=I420")?,
+            x264,
+            capsfilter(&format!("video/x-h264,profile={}", self.profile))?,
+            make("h264parse")?,
+        ])
+    }
+
+    fn audio(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        let bitrate = (self.audio_bitrate_kbps * 1000).to_string();
+        Ok(vec![make("audioconvert")?, make("audioresample")?, make_with("avenc_aac", &[("bitrate", &bitrate)])?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use gst::prelude::*;
+
+    #[test]
+    fn toml_round_trip_and_unknown_field() {
+        assert_round_trip(&Encode { crf: Some(20), threads: Some(2), ..Encode::default() });
+        assert_rejects_unknown_field::<Encode>("bitrate = 1000");
+    }
+
+    #[test]
+    fn crf_and_bitrate_together_and_bad_values_are_rejected() {
+        let e = Encode { crf: Some(60), video_bitrate_kbps: Some(2000), preset: "quick".into(), ..Encode::default() };
+        let fields: Vec<_> = e.validate().into_iter().filter_map(|p| p.field).collect();
+        assert_eq!(fields, ["preset", "crf", "crf"]);
+    }
+
+    #[test]
+    fn encodes_4_4_4_input_as_4_2_0_high_profile() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let src = gst::parse::bin_from_description(
+            "videotestsrc num-buffers=10 ! video/x-raw,format=Y444,width=64,height=64 ! identity",
+            true,
+        )
+        .unwrap();
+        let mut chain: Vec<gst::Element> = vec![src.upcast()];
+        chain.extend(Encode::default().video(&BuildContext { threads: 1 }).unwrap());
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        chain.push(sink.clone().upcast());
+        pipeline.add_many(&chain).unwrap();
+        gst::Element::link_many(&chain).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink.pull_sample().unwrap();
+        let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        let mut frames = 1;
+        while sink.pull_sample().is_ok() {
+            frames += 1;
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(caps.name(), "video/x-h264");
+        assert_eq!(caps.get::<&str>("profile").unwrap(), "high");
+        assert_eq!(caps.get::<&str>("chroma-format").unwrap(), "4:2:0");
+        assert_eq!(frames, 10);
+    }
+}

@@ -1,0 +1,75 @@
+//! Helpers for stage tests: TOML round trips and tiny generated GStreamer runs.
+
+use std::fmt::Debug;
+
+use anb_pipeline::{BuildContext, Stage};
+use gst::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
+
+pub fn assert_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: &T) {
+    let text = toml::to_string(value).expect("serializes");
+    let back: T = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+    assert_eq!(&back, value);
+}
+
+pub fn assert_rejects_unknown_field<T: DeserializeOwned + Debug>(text: &str) {
+    let err = toml::from_str::<T>(text).expect_err("an unknown field is an error");
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+/// One decoded frame out of a stage.
+pub struct Frame {
+    pub width: i32,
+    pub height: i32,
+    /// Packed RGB, row-major.
+    pub rgb: Vec<u8>,
+}
+
+impl Frame {
+    pub fn pixel(&self, x: i32, y: i32) -> [u8; 3] {
+        let i = ((y * self.width + x) * 3) as usize;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+/// Run `source ! <stage's video elements> ! videoconvert ! RGB ! appsink` and return the last
+/// frame. `source` is gst-launch text ending in raw video caps.
+pub fn video_through(stage: &dyn Stage, source: &str) -> Frame {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::parse::bin_from_description(&format!("{source} ! identity"), true).expect("source parses");
+    let mut chain: Vec<gst::Element> = vec![src.upcast()];
+    chain.extend(stage.video(&BuildContext { threads: 1 }).expect("stage builds"));
+    chain.push(gst::ElementFactory::make("videoconvert").build().unwrap());
+    let appsink = gst_app::AppSink::builder()
+        .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())
+        .sync(false)
+        .build();
+    chain.push(appsink.clone().upcast());
+    pipeline.add_many(&chain).unwrap();
+    gst::Element::link_many(&chain).expect("stage links");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut last = None;
+    while let Ok(sample) = appsink.pull_sample() {
+        last = Some(sample);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let sample = last.expect("the stage produced frames");
+    let info = gst_video_info(&sample);
+    let buffer = sample.buffer().unwrap().map_readable().unwrap();
+    let stride = buffer.len() / info.1 as usize;
+    let mut rgb = Vec::with_capacity((info.0 * info.1 * 3) as usize);
+    for row in 0..info.1 as usize {
+        rgb.extend_from_slice(&buffer[row * stride..row * stride + info.0 as usize * 3]);
+    }
+    Frame { width: info.0, height: info.1, rgb }
+}
+
+fn gst_video_info(sample: &gst::Sample) -> (i32, i32) {
+    let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+    (s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap())
+}
+
+pub fn is_black(p: [u8; 3]) -> bool {
+    p.iter().all(|&c| c < 24)
+}

@@ -1,0 +1,322 @@
+//! `watermark`: text and/or a PNG logo drawn on every frame.
+//!
+//! ```toml
+//! [[stage]]
+//! type = "watermark"
+//! text = { content = "ANB", position = "bottom-right", size = 28, opacity = 0.8 }
+//! image = { path = "assets/anb-logo.png", position = "top-left", scale = 0.5 }
+//! ```
+//! Place it after `resize` so the mark has the same size on every output; before `resize`, it
+//! scales with the picture.
+
+use std::path::PathBuf;
+
+use anb_pipeline::elements::make_with;
+use anb_pipeline::{BuildContext, PipelineError, Problem, Stage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Position {
+    TopLeft,
+    TopRight,
+    BottomLeft,
+    #[default]
+    BottomRight,
+    Center,
+}
+
+impl Position {
+    /// (horizontal, vertical): -1 start, 0 centre, 1 end.
+    fn axes(self) -> (i8, i8) {
+        match self {
+            Position::TopLeft => (-1, -1),
+            Position::TopRight => (1, -1),
+            Position::BottomLeft => (-1, 1),
+            Position::BottomRight => (1, 1),
+            Position::Center => (0, 0),
+        }
+    }
+}
+
+fn default_content() -> String {
+    "ANB".into()
+}
+fn default_font() -> String {
+    "Sans Bold".into()
+}
+fn default_size() -> u32 {
+    28
+}
+fn default_margin_px() -> u32 {
+    24
+}
+fn default_opacity() -> f64 {
+    0.8
+}
+fn default_color() -> String {
+    "#ffffff".into()
+}
+fn default_scale() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextMark {
+    /// The text. Default `ANB`.
+    #[serde(default = "default_content")]
+    pub content: String,
+    /// Pango font family and style, e.g. `Sans Bold`. Default `Sans Bold`.
+    #[serde(default = "default_font")]
+    pub font: String,
+    /// Font size in points. Default 28.
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// `top-left`, `top-right`, `bottom-left`, `bottom-right` (default) or `center`.
+    #[serde(default)]
+    pub position: Position,
+    /// Distance from the frame's edges in pixels. Default 24.
+    #[serde(default = "default_margin_px")]
+    pub margin_px: u32,
+    /// 0 (invisible) to 1 (opaque). Default 0.8.
+    #[serde(default = "default_opacity")]
+    pub opacity: f64,
+    /// Colour as `#rrggbb`. Default white.
+    #[serde(default = "default_color")]
+    pub color: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageMark {
+    /// A PNG file (with alpha for a clean edge). Relative paths are relative to the working
+    /// directory.
+    pub path: PathBuf,
+    /// As for text; default `bottom-right`.
+    #[serde(default)]
+    pub position: Position,
+    /// Size factor applied to the PNG's own size, 0.05 to 4. Default 1.
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    /// 0 to 1. Default 0.8.
+    #[serde(default = "default_opacity")]
+    pub opacity: f64,
+    /// Distance from the frame's edges in pixels. Default 24.
+    #[serde(default = "default_margin_px")]
+    pub margin_px: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// A text mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextMark>,
+    /// A PNG mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageMark>,
+}
+
+impl Stage for Watermark {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.text.is_none() && self.image.is_none() {
+            problems.push(Problem::field("text", "set `text`, `image` or both"));
+        }
+        if let Some(t) = &self.text {
+            if t.content.trim().is_empty() {
+                problems.push(Problem::field("text.content", "must not be empty"));
+            }
+            if !(4..=400).contains(&t.size) {
+                problems.push(Problem::field("text.size", format!("{} is not valid: use 4 to 400 points", t.size)));
+            }
+            if !(0.0..=1.0).contains(&t.opacity) {
+                problems.push(Problem::field("text.opacity", "must be from 0 to 1"));
+            }
+            if parse_color(&t.color).is_none() {
+                problems.push(Problem::field("text.color", format!("`{}` is not a colour: use `#rrggbb`", t.color)));
+            }
+        }
+        if let Some(i) = &self.image {
+            if let Err(message) = png_size(&i.path) {
+                problems.push(Problem::field("image.path", message));
+            }
+            if !(0.05..=4.0).contains(&i.scale) {
+                problems.push(Problem::field("image.scale", "must be from 0.05 to 4"));
+            }
+            if !(0.0..=1.0).contains(&i.opacity) {
+                problems.push(Problem::field("image.opacity", "must be from 0 to 1"));
+            }
+        }
+        problems
+    }
+
+    fn video(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        let mut chain = Vec::new();
+        if let Some(image) = &self.image {
+            chain.push(image_overlay(image)?);
+        }
+        if let Some(text) = &self.text {
+            chain.push(text_overlay(text)?);
+        }
+        Ok(chain)
+    }
+}
+
+fn text_overlay(t: &TextMark) -> Result<gst::Element, PipelineError> {
+    let (h, v) = t.position.axes();
+    let halign = ["left", "center", "right"][(h + 1) as usize];
+    let valign = ["top", "center", "bottom"][(v + 1) as usize];
+    let rgb = parse_color(&t.color).unwrap_or(0xffffff);
+    let argb = ((t.opacity.clamp(0.0, 1.0) * 255.0).round() as u32) << 24 | rgb;
+    let margin = t.margin_px.to_string();
+    make_with(
+        "textoverlay",
+        &[
+            ("text", &t.content),
+            ("font-desc", &format!("{} {}", t.font, t.size)),
+            ("halignment", halign),
+            ("valignment", valign),
+            ("xpad", &margin),
+            ("ypad", &margin),
+            ("color", &argb.to_string()),
+            ("draw-shadow", "true"),
+            ("wait-text", "false"),
+        ],
+    )
+}
+
+/// Absolute positioning: x = offset + relative * overlay width + coef * video width, which puts
+/// any corner or the centre at a margin without knowing the frame size in advance.
+fn image_overlay(i: &ImageMark) -> Result<gst::Element, PipelineError> {
+    let (w, h) = png_size(&i.path).map_err(|m| PipelineError::new(anb_pipeline::ErrorCode::InvalidPipeline, m))?;
+    let (ax, ay) = i.position.axes();
+    let place = |axis: i8| -> (f64, f64, i64) {
+        match axis {
+            -1 => (0.0, 0.0, i.margin_px as i64),
+            0 => (0.5, -0.5, 0),
+            _ => (1.0, -1.0, -(i.margin_px as i64)),
+        }
+    };
+    let (coef_x, rel_x, off_x) = place(ax);
+    let (coef_y, rel_y, off_y) = place(ay);
+    let scaled = |n: u32| ((n as f64 * i.scale).round() as u32).max(1).to_string();
+    make_with(
+        "gdkpixbufoverlay",
+        &[
+            ("location", &i.path.to_string_lossy()),
+            ("positioning-mode", "pixels-absolute"),
+            ("coef-x", &coef_x.to_string()),
+            ("coef-y", &coef_y.to_string()),
+            ("relative-x", &rel_x.to_string()),
+            ("relative-y", &rel_y.to_string()),
+            ("offset-x", &off_x.to_string()),
+            ("offset-y", &off_y.to_string()),
+            ("overlay-width", &scaled(w)),
+            ("overlay-height", &scaled(h)),
+            ("alpha", &i.opacity.clamp(0.0, 1.0).to_string()),
+        ],
+    )
+}
+
+fn parse_color(text: &str) -> Option<u32> {
+    let hex = text.strip_prefix('#')?;
+    (hex.len() == 6).then(|| u32::from_str_radix(hex, 16).ok()).flatten()
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &std::path::Path) -> Result<(u32, u32), String> {
+    use std::io::Read;
+    let mut head = [0u8; 24];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if &head[..8] != b"\x89PNG\r\n\x1a\n" || &head[12..16] != b"IHDR" {
+        return Err(format!("`{}` is not a PNG file", path.display()));
+    }
+    let width = u32::from_be_bytes(head[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(head[20..24].try_into().unwrap());
+    Ok((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+
+    fn logo() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/anb-logo.png"))
+    }
+
+    fn text_mark(position: Position) -> TextMark {
+        TextMark {
+            content: "ANB".into(),
+            font: default_font(),
+            size: 20,
+            position,
+            margin_px: 8,
+            opacity: 1.0,
+            color: "#ffffff".into(),
+        }
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_field() {
+        assert_round_trip(&Watermark {
+            text: Some(text_mark(Position::TopRight)),
+            image: Some(ImageMark { path: logo(), position: Position::Center, scale: 0.5, opacity: 0.7, margin_px: 10 }),
+        });
+        assert_rejects_unknown_field::<Watermark>("txt = { content = \"x\" }");
+        assert!(toml::from_str::<Watermark>("text = { content = \"x\", colour = \"#fff\" }").is_err());
+    }
+
+    #[test]
+    fn validation_names_every_bad_field() {
+        let mut text = text_mark(Position::Center);
+        text.color = "white".into();
+        text.opacity = 2.0;
+        let w = Watermark {
+            text: Some(text),
+            image: Some(ImageMark { path: "Cargo.toml".into(), position: Position::Center, scale: 9.0, opacity: 1.0, margin_px: 0 }),
+        };
+        let fields: Vec<_> = w.validate().into_iter().filter_map(|p| p.field).collect();
+        assert_eq!(fields, ["text.opacity", "text.color", "image.path", "image.scale"]);
+        assert_eq!(png_size(&logo()).map(|(w, h)| w > 0 && h > 0), Ok(true));
+    }
+
+    const BLACK_320X180: &str = "videotestsrc pattern=black num-buffers=2 ! video/x-raw,width=320,height=180";
+
+    /// Non-black pixels of a frame, as a bounding box (x0, y0, x1, y1).
+    fn marked_region(frame: &Frame) -> Option<(i32, i32, i32, i32)> {
+        let mut bbox: Option<(i32, i32, i32, i32)> = None;
+        for y in 0..frame.height {
+            for x in 0..frame.width {
+                if !is_black(frame.pixel(x, y)) {
+                    let b = bbox.get_or_insert((x, y, x, y));
+                    *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+                }
+            }
+        }
+        bbox
+    }
+
+    #[test]
+    fn text_marks_only_its_corner() {
+        let w = Watermark { text: Some(text_mark(Position::BottomRight)), image: None };
+        let frame = video_through(&w, BLACK_320X180);
+        let (x0, y0, x1, y1) = marked_region(&frame).expect("the text changed pixels");
+        assert!(x0 > 160 && y0 > 90, "the mark stays in the bottom-right quarter: {x0},{y0}");
+        assert!(x1 < 320 - 4 && y1 < 180 - 4, "and keeps its margin: {x1},{y1}");
+    }
+
+    #[test]
+    fn image_marks_only_its_corner() {
+        let image = ImageMark { path: logo(), position: Position::TopLeft, scale: 0.25, opacity: 1.0, margin_px: 10 };
+        let w = Watermark { text: None, image: Some(image) };
+        let frame = video_through(&w, BLACK_320X180);
+        let (x0, y0, x1, y1) = marked_region(&frame).expect("the logo changed pixels");
+        assert!(x0 >= 10 && y0 >= 10, "margin respected: {x0},{y0}");
+        assert!(x1 < 160 && y1 < 90, "the mark stays in the top-left quarter: {x1},{y1}");
+    }
+}

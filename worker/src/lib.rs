@@ -1,0 +1,1 @@
+//! anb-worker: the queue consumer that runs the pipeline on uploaded videos. (Built in issue 5.)
