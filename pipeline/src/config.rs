@@ -119,9 +119,7 @@ pub fn load(
         }
     }
     problems.extend(order_problems(&stages));
-    if problems.is_empty() {
-        problems.extend(dry_build_problems(&stages, ctx));
-    }
+    problems.extend(dry_build_problems(&stages, ctx));
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -168,6 +166,9 @@ fn order_problems(stages: &[(usize, LoadedStage)]) -> Vec<Problem> {
 fn dry_build_problems(stages: &[(usize, LoadedStage)], ctx: &BuildContext) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (index, s) in stages {
+        if !s.stage.validate().is_empty() {
+            continue; // already reported; building with invalid options says nothing new
+        }
         for result in [s.stage.video(ctx), s.stage.audio(ctx)] {
             if let Err(e) = result {
                 problems.push(Problem::file(e.message()).at(*index, &s.type_name));

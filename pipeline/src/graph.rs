@@ -35,8 +35,12 @@ pub(crate) fn build(
 ) -> Result<Graph, PipelineError> {
     let shared = Arc::new(Shared::default());
     let pipeline = gst::Pipeline::with_name("anb");
+    let container = endpoints::sniff(source.as_ref());
     let appsrc = endpoints::appsrc(source, shared.clone())?;
     let decodebin = make("decodebin")?;
+    if let Some(caps) = container {
+        decodebin.set_property("sink-caps", &caps);
+    }
     let mux = make_with("mp4mux", &[("faststart", "true")])?;
     let appsink = endpoints::appsink(sink, shared.clone());
     let internal = |e: gst::glib::BoolError| PipelineError::new(ErrorCode::Internal, e.to_string());

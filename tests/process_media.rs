@@ -1,0 +1,167 @@
+//! `anb process` with the showcase pipeline on generated clips: what a viewer would notice.
+
+mod support;
+
+use support::*;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+// The showcase deliverable: a clip longer than 30 s with its index at the end comes out as at
+// most 30.1 s of 1280x720 H.264 + AAC, in sync, with the index at the front, and the input is
+// not read whole.
+#[test]
+fn long_clip_with_index_at_end_becomes_the_showcase_output() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 45, ..Clip::default() });
+    let boxes = top_level_boxes(&input);
+    assert!(boxes.iter().position(|b| b == "mdat") < boxes.iter().position(|b| b == "moov"), "input has moov last: {boxes:?}");
+
+    let outcome = process(&input, &output, None, &[]);
+    outcome.assert_ok();
+
+    let p = probe(&output);
+    let video = p.video();
+    let audio = p.audio().expect("audio is kept");
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(video["pix_fmt"], "yuv420p", "browsers need 4:2:0");
+    assert_eq!(video["profile"], "High");
+    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(1280), Some(720)));
+    assert_eq!(audio["codec_name"], "aac");
+    let (v, a) = (Probe::duration(video), Probe::duration(audio));
+    assert!(p.format_duration() <= 30.1 && v > 29.5, "video {v} s, file {} s", p.format_duration());
+    assert!((v - a).abs() < 0.1, "audio {a} s and video {v} s differ by 100 ms or more");
+
+    let boxes = top_level_boxes(&output);
+    let (moov, mdat) = (boxes.iter().position(|b| b == "moov"), boxes.iter().position(|b| b == "mdat"));
+    assert!(moov.is_some() && moov < mdat, "moov before mdat: {boxes:?}");
+
+    let size = std::fs::metadata(&input).unwrap().len();
+    let read = outcome.json["bytes_read"].as_u64().unwrap();
+    assert!(read < size * 85 / 100, "read {read} of {size} bytes for 30 of 45 s");
+    assert_eq!(outcome.json["bytes_written"].as_u64(), Some(std::fs::metadata(&output).unwrap().len()));
+}
+
+#[test]
+fn short_clip_keeps_its_length() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 5, ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let p = probe(&output);
+    let v = Probe::duration(p.video());
+    assert!((v - 5.0).abs() < 0.15, "5 s in, {v} s out");
+    assert!((Probe::duration(p.audio().unwrap()) - 5.0).abs() < 0.15);
+}
+
+#[test]
+fn four_by_three_is_pillarboxed() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 2, width: 160, height: 120, pattern: "white", ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let f = frame_at(&output, 1.0);
+    assert_eq!((f.width, f.height), (1280, 720));
+    // 4:3 in 16:9: the picture is 960 wide, bars of 160 on each side.
+    assert!(f.is_black(60, 360) && f.is_black(1220, 360), "side bars are black");
+    assert!(!f.is_black(640, 360) && !f.is_black(200, 360) && !f.is_black(1080, 360), "the picture fills the middle");
+    assert!(!f.is_black(640, 5) && !f.is_black(640, 715), "no bars at top or bottom");
+}
+
+#[test]
+fn cinema_21_by_9_is_letterboxed() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 2, width: 336, height: 144, pattern: "white", ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let f = frame_at(&output, 1.0);
+    // 21:9 in 16:9: the picture is about 549 high, bars of about 85 above and below.
+    assert!(f.is_black(640, 30) && f.is_black(640, 690), "top and bottom bars are black");
+    assert!(!f.is_black(640, 360) && !f.is_black(640, 110) && !f.is_black(640, 610), "the picture fills the middle");
+    assert!(!f.is_black(300, 360) && !f.is_black(980, 360), "no side bars");
+}
+
+// A phone clip: landscape pixels plus rotation metadata. The output must look like the clip does
+// in a player that honours the metadata (ffmpeg here): portrait content, pillarboxed, same way up.
+#[test]
+fn rotated_phone_clip_comes_out_upright() {
+    let dir = tmp();
+    let (land, input, output) = (dir.path().join("land.mp4"), dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&land, &Clip { secs: 2, width: 320, height: 180, pattern: "smpte", audio: false, ..Clip::default() });
+    // GStreamer 1.22's mp4mux does not write rotation; ffmpeg adds it without re-encoding.
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&land)
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reference = frame_at(&input, 0.5); // ffmpeg applies the rotation when decoding
+    assert_eq!((reference.width, reference.height), (180, 320), "the input displays as portrait");
+
+    process(&input, &output, None, &[]).assert_ok();
+    let f = frame_at(&output, 0.5);
+    assert!(f.is_black(200, 360) && f.is_black(1080, 360), "portrait content is pillarboxed");
+    assert!(!f.is_black(600, 360), "the picture is in the middle");
+    // SMPTE bars run left to right; rotated they run top to bottom. Compare the red channel at the
+    // top and bottom of the picture with the reference's.
+    let red = |p: [u8; 3]| p[0] > 100;
+    assert_ne!(red(reference.pixel(40, 20)), red(reference.pixel(40, 300)), "the reference differs top to bottom");
+    assert_eq!(red(f.pixel(540, 40)), red(reference.pixel(40, 20)), "top matches the reference");
+    assert_eq!(red(f.pixel(540, 680)), red(reference.pixel(40, 300)), "bottom matches the reference");
+}
+
+#[test]
+fn clip_without_audio_gives_video_only_output() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 3, audio: false, ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let p = probe(&output);
+    assert!(p.audio().is_none());
+    assert!((Probe::duration(p.video()) - 3.0).abs() < 0.15);
+}
+
+#[test]
+fn audio_strip_removes_the_sound() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 2, ..Clip::default() });
+    process(&input, &output, None, &[("ANB_STAGE_AUDIO_MODE", "strip")]).assert_ok();
+    assert!(probe(&output).audio().is_none());
+}
+
+// The showcase watermark: text bottom-right, logo top-left; nothing else on a black clip.
+#[test]
+fn watermark_marks_its_corners_and_nothing_else() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 2, width: 320, height: 180, pattern: "black", ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let f = frame_at(&output, 1.0);
+    let marked = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        (y0..y1).step_by(2).flat_map(|y| (x0..x1).step_by(2).map(move |x| (x, y))).filter(|&(x, y)| !f.is_black(x, y)).count()
+    };
+    assert!(marked(1000, 560, 1280, 720) > 50, "the text mark is bottom-right");
+    assert!(marked(0, 0, 320, 140) > 50, "the logo is top-left");
+    assert_eq!(marked(320, 140, 1000, 560), 0, "the middle of the picture is untouched");
+    assert_eq!(marked(0, 400, 300, 720) + marked(1000, 0, 1280, 300), 0, "the other corners are untouched");
+}
+
+#[test]
+fn trim_window_can_start_later_and_env_overrides_apply() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 8, ..Clip::default() });
+    let env = [("ANB_STAGE_TRIM_START_SECS", "2"), ("ANB_STAGE_TRIM_MAX_DURATION_SECS", "4.5")];
+    process(&input, &output, None, &env).assert_ok();
+    let p = probe(&output);
+    let (v, a) = (Probe::duration(p.video()), Probe::duration(p.audio().unwrap()));
+    assert!((v - 4.5).abs() < 0.15, "video {v} s");
+    assert!((a - 4.5).abs() < 0.15, "audio {a} s");
+    let start: f64 = p.video()["start_time"].as_str().unwrap().parse().unwrap();
+    assert!(start.abs() < 0.1, "the output starts at zero, not at {start}");
+}
