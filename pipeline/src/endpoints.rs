@@ -25,6 +25,15 @@ pub(crate) fn appsrc(source: Arc<dyn ByteSource>, shared: Arc<Shared>) -> Result
         .size(size as i64)
         .build();
 
+    // GStreamer clamps reads to the size before they reach us; look at what was asked for. A
+    // demuxer asking past the end means the file is shorter than its index says.
+    let pull_shared = shared.clone();
+    appsrc.static_pad("src").expect("appsrc has a src pad").add_probe(gst::PadProbeType::PULL, move |_, info| {
+        if info.offset.saturating_add(info.size as u64) > size {
+            pull_shared.read_past_end.store(true, Ordering::SeqCst);
+        }
+        gst::PadProbeReturn::Ok
+    });
     let offset = Arc::new(AtomicU64::new(0));
     let seek_offset = offset.clone();
     appsrc.set_callbacks(

@@ -116,6 +116,7 @@ pub(crate) fn run_blocking(
     let sink = if torn_down { shared.sink.lock().unwrap().take() } else { shared.sink.try_lock().ok().and_then(|mut s| s.take()) };
     let progress = snapshot(&shared, expected_window);
 
+    let outcome = outcome.and_then(|()| check_complete(&shared, &progress));
     match outcome {
         Ok(()) => {
             let sink = sink.ok_or_else(|| PipelineError::new(ErrorCode::Internal, "the output sink was lost"))?;
@@ -201,6 +202,25 @@ fn drive(
                 }
             }
         }
+    }
+}
+
+/// A file whose data ends before its index says it does (an upload cut off mid-way) demuxes
+/// "successfully" up to the cut. Report it instead of delivering a silently short video.
+fn check_complete(shared: &Shared, progress: &Progress) -> Result<(), PipelineError> {
+    const TOLERANCE: Duration = Duration::from_millis(500);
+    match progress.expected {
+        Some(expected) if shared.read_past_end.load(Ordering::SeqCst) && progress.position + TOLERANCE < expected => {
+            Err(PipelineError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "the file is truncated: its data ends at {:.1} s of {:.1} s",
+                    progress.position.as_secs_f64(),
+                    expected.as_secs_f64()
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct Shared {
     pub input_duration_ns: AtomicU64,
     pub video_linked: AtomicBool,
     pub audio_linked: AtomicBool,
+    /// Something asked for bytes beyond the end of the input (a truncated file, usually).
+    pub read_past_end: AtomicBool,
     /// A video stream was found that no installed decoder handles.
     pub undecodable_video: AtomicBool,
     /// The first failure a callback saw; it explains the bus error that follows.

@@ -1,0 +1,190 @@
+//! Bad inputs and bad pipeline files get a clear error with a stable code, quickly, and leave no
+//! output behind. (`anb` runs are killed after a bounded time, so a hang fails the test.)
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+fn assert_rejected(input: &Path, code: &str) {
+    let dir = input.parent().unwrap();
+    let output = dir.join("out.mp4");
+    let outcome = process(input, &output, None, &[]);
+    assert_eq!(outcome.error_code(), Some(code), "{:?}", outcome);
+    assert_eq!(outcome.exit, 3, "input errors exit with 3");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out.mp4"))
+        .collect();
+    assert!(leftovers.is_empty(), "no output or partial file is left: {leftovers:?}");
+}
+
+#[test]
+fn empty_file_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("empty.mp4");
+    std::fs::write(&input, b"").unwrap();
+    assert_rejected(&input, "invalid-input");
+}
+
+#[test]
+fn random_bytes_are_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("noise.mp4");
+    // A fixed pseudo-random sequence (xorshift), so the test is repeatable.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let bytes: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&input, bytes).unwrap();
+    assert_rejected(&input, "invalid-input");
+}
+
+#[test]
+fn text_renamed_to_mp4_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("notes.mp4");
+    std::fs::write(&input, "these are my notes, not a video\n".repeat(100)).unwrap();
+    assert_rejected(&input, "invalid-input");
+}
+
+#[test]
+fn audio_only_file_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("song.m4a");
+    generate_audio_only(&input, 3);
+    assert_rejected(&input, "invalid-input");
+}
+
+// An upload cut off before the index (which sits at the end) has no playable streams.
+#[test]
+fn truncated_file_without_its_index_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.mp4");
+    generate(&full, &Clip { secs: 4, ..Clip::default() });
+    let bytes = std::fs::read(&full).unwrap();
+    let input = dir.path().join("cut.mp4");
+    std::fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&full).unwrap();
+    assert_rejected(&input, "invalid-input");
+}
+
+// An upload cut off mid-data whose index is at the front would otherwise demux "fine" up to the
+// cut and give a silently short video.
+#[test]
+fn truncated_file_with_its_index_first_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.mp4");
+    generate(&full, &Clip { secs: 4, index_at_end: false, ..Clip::default() });
+    let bytes = std::fs::read(&full).unwrap();
+    let input = dir.path().join("cut.mp4");
+    std::fs::write(&input, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    std::fs::remove_file(&full).unwrap();
+    assert_rejected(&input, "invalid-input");
+}
+
+#[test]
+fn a_pipeline_file_with_three_mistakes_reports_all_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline_file(
+        dir.path(),
+        "broken.toml",
+        r#"
+[[stage]]
+type = "resize"
+widht = 1280
+
+[[stage]]
+type = "encode"
+crf = 60
+
+[[stage]]
+type = "sharpen"
+"#,
+    );
+    let (exit, stdout, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
+    assert_eq!(exit, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(stderr.contains("stage 0 (`resize`), field `widht`"), "{stderr}");
+    assert!(stderr.contains("stage 1 (`encode`), field `crf`: 60 is not valid"), "{stderr}");
+    assert!(stderr.contains("stage 2 (`sharpen`), field `type`: unknown stage type"), "{stderr}");
+
+    // `anb process` refuses the same file before touching the input.
+    let outcome = process(&dir.path().join("missing.mp4"), &dir.path().join("out.mp4"), Some(&file), &[]);
+    assert_eq!(outcome.exit, 2);
+}
+
+#[test]
+fn impossible_orders_and_unknown_elements_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline_file(
+        dir.path(),
+        "order.toml",
+        r#"
+[[stage]]
+type = "encode"
+
+[[stage]]
+type = "resize"
+
+[[stage]]
+type = "encode"
+
+[[stage]]
+type = "gst"
+video = "nosuchelement ! identity"
+"#,
+    );
+    let (exit, _, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
+    assert_eq!(exit, 2);
+    assert!(stderr.contains("stage 1 (`resize`): comes after the encode stage"), "{stderr}");
+    assert!(stderr.contains("stage 2 (`encode`): a second encode stage"), "{stderr}");
+    assert!(stderr.contains("stage 3 (`gst`)") && stderr.contains("nosuchelement"), "{stderr}");
+}
+
+#[test]
+fn reordering_stages_reorders_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let stages = |first: &str, second: &str| {
+        format!("[[stage]]\n{first}\n\n[[stage]]\n{second}\n\n[[stage]]\ntype = \"encode\"\n")
+    };
+    let resize = "type = \"resize\"\nwidth = 640\nheight = 360";
+    let mark = "type = \"watermark\"\ntext = { content = \"ANB\" }";
+    let a = pipeline_file(dir.path(), "a.toml", &stages(resize, mark));
+    let b = pipeline_file(dir.path(), "b.toml", &stages(mark, resize));
+    let video_line = |file: &Path| {
+        let (exit, stdout, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
+        assert_eq!(exit, 0, "{stderr}");
+        stdout.lines().find(|l| l.starts_with("video:")).expect("a video line").to_owned()
+    };
+    let (line_a, line_b) = (video_line(&a), video_line(&b));
+    let pos = |line: &str, element: &str| line.find(element).unwrap_or_else(|| panic!("{element} in {line}"));
+    assert!(pos(&line_a, "videoscale") < pos(&line_a, "textoverlay"), "{line_a}");
+    assert!(pos(&line_b, "textoverlay") < pos(&line_b, "videoscale"), "{line_b}");
+}
+
+// A stage that blocks (a `gst` chain sleeping 3 s per frame) stops progress: the watchdog aborts
+// the run with `pipeline-stalled` instead of waiting forever.
+#[test]
+fn a_stalled_pipeline_is_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 2, ..Clip::default() });
+    let file = pipeline_file(
+        dir.path(),
+        "slow.toml",
+        "[[stage]]\ntype = \"gst\"\nvideo = \"identity sleep-time=3000000\"\n\n[[stage]]\ntype = \"encode\"\n",
+    );
+    let output = dir.path().join("out.mp4");
+    let outcome = process(&input, &output, Some(&file), &[("ANB_STALL_TIMEOUT_SECS", "1")]);
+    assert_eq!(outcome.error_code(), Some("pipeline-stalled"), "{outcome:?}");
+    assert!(!output.exists());
+}
