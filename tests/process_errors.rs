@@ -167,8 +167,8 @@ fn reordering_stages_reorders_the_graph() {
     };
     let (line_a, line_b) = (video_line(&a), video_line(&b));
     let pos = |line: &str, element: &str| line.find(element).unwrap_or_else(|| panic!("{element} in {line}"));
-    assert!(pos(&line_a, "videoscale") < pos(&line_a, "textoverlay"), "{line_a}");
-    assert!(pos(&line_b, "textoverlay") < pos(&line_b, "videoscale"), "{line_b}");
+    assert!(pos(&line_a, "anbscale") < pos(&line_a, "textoverlay"), "{line_a}");
+    assert!(pos(&line_b, "textoverlay") < pos(&line_b, "anbscale"), "{line_b}");
 }
 
 // A stage that blocks (a `gst` chain sleeping 3 s per frame) stops progress: the watchdog aborts

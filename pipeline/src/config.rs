@@ -181,6 +181,94 @@ fn dry_build_problems(stages: &[(usize, LoadedStage)], ctx: &BuildContext) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
+
+    fn default_level() -> u32 {
+        1
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // `label` exists to be deserialized
+    struct Level {
+        #[serde(default = "default_level")]
+        level: u32,
+        #[serde(default)]
+        label: String,
+    }
+
+    impl Stage for Level {
+        fn validate(&self) -> Vec<Problem> {
+            if self.level > 9 {
+                vec![Problem::field("level", "must be 0 to 9")]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Enc {}
+
+    impl Stage for Enc {
+        fn role(&self) -> Role {
+            Role::Encode
+        }
+    }
+
+    fn registry() -> Registry {
+        Registry::new().register::<Level>("level").register::<Enc>("enc")
+    }
+
+    fn load_with(text: &str, overrides: &[Override]) -> Result<Pipeline, ConfigError> {
+        crate::init().unwrap();
+        load(text, "test.toml", &registry(), overrides, &BuildContext { threads: 1 })
+    }
+
+    fn level_of(p: &Pipeline) -> String {
+        format!("{:?}", p.stages()[0].stage)
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let p = load_with("[[stage]]\ntype = \"level\"\n[[stage]]\ntype = \"enc\"", &[]).unwrap();
+        assert!(level_of(&p).contains("level: 1"), "default: {}", level_of(&p));
+        let p = load_with("[[stage]]\ntype = \"level\"\nlevel = 4\n[[stage]]\ntype = \"enc\"", &[]).unwrap();
+        assert!(level_of(&p).contains("level: 4"));
+        let env = overrides_from([("ANB_STAGE_LEVEL_LEVEL".to_string(), "7".to_string())]);
+        let p = load_with("[[stage]]\ntype = \"level\"\nlevel = 4\n[[stage]]\ntype = \"enc\"", &env).unwrap();
+        assert!(level_of(&p).contains("level: 7"), "env wins: {}", level_of(&p));
+    }
+
+    #[test]
+    fn every_bad_field_of_one_stage_is_reported() {
+        let text = "[[stage]]\ntype = \"level\"\nlevel = \"high\"\nlabel = 3\ncolour = 1\n[[stage]]\ntype = \"enc\"";
+        let err = load_with(text, &[]).unwrap_err();
+        let mut fields: Vec<_> = err.problems.iter().filter_map(|p| p.field.clone()).collect();
+        fields.sort();
+        assert_eq!(fields, ["colour", "label", "level"], "{err}");
+        assert!(err.problems.iter().all(|p| p.stage == Some(0)));
+    }
+
+    #[test]
+    fn file_level_problems_are_reported_with_stage_problems() {
+        let env = overrides_from([("ANB_STAGE_NOPE_X".to_string(), "1".to_string())]);
+        let err = load_with("title = \"x\"\n[[stage]]\ntype = \"level\"\nlevel = 12", &env).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{text}");
+        assert!(text.contains("unknown top-level key `title`"), "{text}");
+        assert!(text.contains("stage 0 (`level`), field `level`: must be 0 to 9"), "{text}");
+        assert!(text.contains("no encode stage"), "{text}");
+        assert!(text.contains("ANB_STAGE_NOPE_X"), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_not_panicked() {
+        let err = load_with("[[stage]\ntype = ", &[]).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        let err = load_with("", &[]).unwrap_err();
+        assert!(err.to_string().contains("no stages"), "{err}");
+    }
 
     #[test]
     fn overrides_parse_type_field_and_toml_values() {

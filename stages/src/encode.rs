@@ -15,6 +15,8 @@ pub const PROFILES: [&str; 3] = ["baseline", "main", "high"];
 pub const DEFAULT_PRESET: &str = "veryfast";
 pub const DEFAULT_CRF: u32 = 23;
 pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
+/// x264's own default GOP length (x264enc would otherwise pick 10 s worth of frames).
+const KEYINT_MAX_FRAMES: &str = "250";
 
 fn default_preset() -> String {
     DEFAULT_PRESET.into()
@@ -105,7 +107,13 @@ impl Stage for Encode {
         let x264 = match self.video_bitrate_kbps {
             Some(kbps) => make_with(
                 "x264enc",
-                &[("speed-preset", &self.preset), ("pass", "cbr"), ("bitrate", &kbps.to_string()), ("threads", &threads)],
+                &[
+                    ("speed-preset", &self.preset),
+                    ("pass", "cbr"),
+                    ("bitrate", &kbps.to_string()),
+                    ("key-int-max", KEYINT_MAX_FRAMES),
+                    ("threads", &threads),
+                ],
             )?,
             None => make_with(
                 "x264enc",
@@ -113,6 +121,10 @@ impl Stage for Encode {
                     ("speed-preset", &self.preset),
                     ("pass", "qual"),
                     ("quantizer", &self.crf.unwrap_or(DEFAULT_CRF).to_string()),
+                    // x264enc otherwise caps constant quality with a VBV at its `bitrate`
+                    // default (2 Mbit/s): no buffer means no cap, as with x264's own CRF.
+                    ("vbv-buf-capacity", "0"),
+                    ("key-int-max", KEYINT_MAX_FRAMES),
                     ("threads", &threads),
                 ],
             )?,

@@ -4,8 +4,11 @@
 //! letterboxed, no distortion); `fill` crops to the frame's aspect ratio first; `stretch` scales
 //! to the frame regardless. Rotation metadata (phone clips) is applied first.
 
+pub mod scaler;
+mod swscale;
+
 use anb_pipeline::elements::{capsfilter, make_with};
-use anb_pipeline::{BuildContext, PipelineError, Problem, Stage};
+use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Stage};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -33,6 +36,37 @@ pub enum Mode {
     Stretch,
 }
 
+/// Scaling filter. Sharper filters keep more detail (and noise), which costs encoder bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleMethod {
+    Bilinear,
+    /// Catmull-Rom cubic, close to ffmpeg's default `bicubic`.
+    #[default]
+    Bicubic,
+    Lanczos,
+}
+
+impl ScaleMethod {
+    fn name(self) -> &'static str {
+        match self {
+            ScaleMethod::Bilinear => "bilinear",
+            ScaleMethod::Bicubic => "bicubic",
+            ScaleMethod::Lanczos => "lanczos",
+        }
+    }
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Fit => "fit",
+            Mode::Fill => "fill",
+            Mode::Stretch => "stretch",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resize {
@@ -45,6 +79,9 @@ pub struct Resize {
     /// `fit` (default), `fill` or `stretch`.
     #[serde(default)]
     pub mode: Mode,
+    /// `bilinear`, `bicubic` (default) or `lanczos`.
+    #[serde(default)]
+    pub method: ScaleMethod,
     /// Apply the input's rotation metadata (`image-orientation`) so phone clips come out upright.
     /// Default true.
     #[serde(default = "default_true")]
@@ -53,7 +90,13 @@ pub struct Resize {
 
 impl Default for Resize {
     fn default() -> Self {
-        Resize { width: DEFAULT_WIDTH, height: DEFAULT_HEIGHT, mode: Mode::Fit, auto_rotate: true }
+        Resize {
+            width: DEFAULT_WIDTH,
+            height: DEFAULT_HEIGHT,
+            mode: Mode::Fit,
+            method: ScaleMethod::Bicubic,
+            auto_rotate: true,
+        }
     }
 }
 
@@ -74,16 +117,16 @@ impl Stage for Resize {
         if self.auto_rotate {
             chain.push(make_with("videoflip", &[("video-direction", "auto")])?);
         }
-        if self.mode == Mode::Fill {
-            let ratio = format!("{}/{}", self.width, self.height);
-            chain.push(make_with("aspectratiocrop", &[("aspect-ratio", &ratio)])?);
-        }
-        let borders = if self.mode == Mode::Fit { "true" } else { "false" };
-        chain.push(make_with("videoscale", &[("add-borders", borders), ("n-threads", &threads)])?);
-        chain.push(capsfilter(&format!(
-            "video/x-raw,width={},height={},pixel-aspect-ratio=1/1",
-            self.width, self.height
-        ))?);
+        // The scaler works on 8-bit 4:2:0; other inputs (10-bit, 4:2:2, 4:4:4) are converted
+        // first, and I420 passes through this conversion untouched.
+        chain.push(make_with("videoconvert", &[("n-threads", &threads)])?);
+        chain.push(capsfilter("video/x-raw,format=I420")?);
+        scaler::register().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the scaler: {e}")))?;
+        let (width, height) = (self.width.to_string(), self.height.to_string());
+        chain.push(make_with(
+            scaler::ELEMENT_NAME,
+            &[("width", &width), ("height", &height), ("mode", self.mode.name()), ("method", self.method.name())],
+        )?);
         Ok(chain)
     }
 }
@@ -95,7 +138,7 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Resize { width: 640, height: 360, mode: Mode::Fill, auto_rotate: false });
+        assert_round_trip(&Resize { width: 640, height: 360, mode: Mode::Fill, method: ScaleMethod::Lanczos, auto_rotate: false });
         assert_rejects_unknown_field::<Resize>("widht = 640");
         assert!(toml::from_str::<Resize>("mode = \"zoom\"").is_err());
     }

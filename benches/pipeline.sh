@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Pipeline benchmark: `anb process` with the showcase pipeline against the ffmpeg command line
+# doing the same work (same x264 preset and CRF, same input), and the streaming figures (peak
+# RSS and bytes read) on a 1-minute and a 10-minute 1080p input. Medians of RUNS runs.
+#
+#   benches/pipeline.sh                 # RUNS=5
+#   RUNS=3 THREADS=2 benches/pipeline.sh
+#
+# Writes target/bench-report/pipeline.json. Wall times are of this machine; read ratios, not
+# absolute seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+ANB=${ANB:-target/release/anb}
+inputs=target/bench-inputs
+report=target/bench-report
+mkdir -p "$report"
+benches/gen-inputs.sh "$inputs"
+one="$inputs/clip-60s-1080p.mp4"
+ten="$inputs/clip-600s-1080p.mp4"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Runs a command; prints "wall_secs peak_rss_kib".
+measure() {
+  if ! /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"; then
+    cat "$work/stderr" >&2
+    return 1
+  fi
+  cat "$work/time"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+anb_args=()
+[[ -n "${THREADS:-}" ]] && anb_args+=(--threads "$THREADS")
+
+echo "Speed: 60 s 1080p input -> showcase output, $RUNS runs each, alternating" >&2
+: >"$work/anb"; : >"$work/ffmpeg"
+for i in $(seq "$RUNS"); do
+  read -r wall _ < <(measure "$ANB" process "$one" "$work/anb.mp4" --json "${anb_args[@]}")
+  echo "$wall" >>"$work/anb"
+  read -r wall _ < <(measure benches/ffmpeg-showcase.sh "$one" "$work/ffmpeg.mp4")
+  echo "$wall" >>"$work/ffmpeg"
+  echo "  run $i: anb $(tail -1 "$work/anb") s, ffmpeg $(tail -1 "$work/ffmpeg") s" >&2
+done
+anb_wall=$(median <"$work/anb")
+ffmpeg_wall=$(median <"$work/ffmpeg")
+ratio=$(awk -v a="$anb_wall" -v f="$ffmpeg_wall" 'BEGIN { printf "%.3f", a / f }')
+
+echo "Streaming: peak RSS and bytes read, 1-minute vs 10-minute input" >&2
+stream_row() { # input -> "median_rss_kib bytes_read input_size"
+  : >"$work/rss"
+  for _ in $(seq "$RUNS"); do
+    read -r _ rss < <(measure "$ANB" process "$1" "$work/s.mp4" --json "${anb_args[@]}")
+    echo "$rss" >>"$work/rss"
+  done
+  local read size
+  read=$(sed -n 's/.*"bytes_read":\([0-9]*\).*/\1/p' "$work/stdout")
+  size=$(stat -c %s "$1")
+  echo "$(median <"$work/rss") $read $size"
+}
+read -r rss1 read1 size1 < <(stream_row "$one")
+read -r rss10 read10 size10 < <(stream_row "$ten")
+
+awk -v a="$anb_wall" -v f="$ffmpeg_wall" -v r="$ratio" -v runs="$RUNS" \
+    -v rss1="$rss1" -v rss10="$rss10" -v read1="$read1" -v size1="$size1" -v read10="$read10" -v size10="$size10" 'BEGIN {
+  printf "\n%-44s %10s\n", "speed (median of " runs " runs)", "seconds"
+  printf "%-44s %10.2f\n", "anb process, showcase pipeline", a
+  printf "%-44s %10.2f\n", "ffmpeg, same work", f
+  printf "%-44s %10.3f   (target <= 1.0)\n\n", "wall-time ratio anb / ffmpeg", r
+  printf "%-22s %14s %14s %10s\n", "streaming", "peak RSS MiB", "read MB", "read %"
+  printf "%-22s %14.1f %14.1f %9.1f%%\n", "1-minute input", rss1 / 1024, read1 / 1e6, 100 * read1 / size1
+  printf "%-22s %14.1f %14.1f %9.1f%%\n", "10-minute input", rss10 / 1024, read10 / 1e6, 100 * read10 / size10
+  printf "%-22s %14.2f   (target within 1.2)\n", "RSS 10 min / 1 min", rss10 / rss1
+}'
+cat >"$report/pipeline.json" <<JSON
+{"runs": $RUNS, "anb_wall_secs": $anb_wall, "ffmpeg_wall_secs": $ffmpeg_wall, "ratio": $ratio,
+ "rss_kib_1min": $rss1, "rss_kib_10min": $rss10,
+ "bytes_read_1min": $read1, "input_bytes_1min": $size1, "bytes_read_10min": $read10, "input_bytes_10min": $size10}
+JSON
+echo "Wrote $report/pipeline.json" >&2
