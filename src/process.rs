@@ -112,6 +112,14 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
+/// Print to stdout, ignoring a closed pipe (`anb process ... | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn print_summary(args: &ProcessArgs, r: &RunReport) {
     let mb = |b: u64| b as f64 / 1e6;
     if args.json {
@@ -126,14 +134,14 @@ fn print_summary(args: &ProcessArgs, r: &RunReport) {
             "bytes_read": r.bytes_read,
             "bytes_written": r.bytes_written,
         });
-        println!("{summary}");
+        out!("{summary}");
         return;
     }
     let input_secs = r.input_duration.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64()));
-    println!("input   {} ({:.1} MB, {input_secs} s)", args.input.display(), mb(r.input_size));
-    println!("output  {} ({:.1} MB, {:.2} s)", args.output.display(), mb(r.bytes_written), r.output_duration.as_secs_f64());
-    println!("time    {:.2} s ({:.2}x realtime)", r.wall_time.as_secs_f64(), r.realtime_factor());
-    println!(
+    out!("input   {} ({:.1} MB, {input_secs} s)", args.input.display(), mb(r.input_size));
+    out!("output  {} ({:.1} MB, {:.2} s)", args.output.display(), mb(r.bytes_written), r.output_duration.as_secs_f64());
+    out!("time    {:.2} s ({:.2}x realtime)", r.wall_time.as_secs_f64(), r.realtime_factor());
+    out!(
         "read    {:.1} MB ({:.1}% of the input)",
         mb(r.bytes_read),
         100.0 * r.bytes_read as f64 / r.input_size.max(1) as f64
@@ -143,7 +151,7 @@ fn print_summary(args: &ProcessArgs, r: &RunReport) {
 fn fail(args: &ProcessArgs, e: &PipelineError) -> ExitCode {
     let code = e.code();
     if args.json {
-        println!("{}", serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } }));
+        out!("{}", serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } }));
     }
     eprintln!("error[{code}]: {}", e.message());
     if code == ErrorCode::InvalidPipeline {

@@ -43,7 +43,7 @@ pub(crate) fn install(sink_pad: &gst::Pad, src_pad: &gst::Pad, window: Window) {
 /// Packets past the window's end plus this margin are not demuxed at all. The margin covers
 /// frame reordering (B-frames arrive before earlier-shown frames), so every frame shown before
 /// the end still reaches the exact cut after decoding.
-const COARSE_MARGIN: gst::ClockTime = gst::ClockTime::from_seconds(1);
+const COARSE_MARGIN: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
 /// Cut a demuxer's output pad (compressed packets) shortly after the window's end.
 ///

@@ -4,6 +4,7 @@
 //! letterboxed, no distortion); `fill` crops to the frame's aspect ratio first; `stretch` scales
 //! to the frame regardless. Rotation metadata (phone clips) is applied first.
 
+mod rotate;
 pub mod scaler;
 mod swscale;
 
@@ -114,9 +115,6 @@ impl Stage for Resize {
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
         let threads = ctx.threads.to_string();
         let mut chain = Vec::new();
-        if self.auto_rotate {
-            chain.push(make_with("videoflip", &[("video-direction", "auto")])?);
-        }
         // The scaler works on 8-bit 4:2:0; other inputs (10-bit, 4:2:2, 4:4:4) are converted
         // first, and I420 passes through this conversion untouched.
         chain.push(make_with("videoconvert", &[("n-threads", &threads)])?);
@@ -125,7 +123,13 @@ impl Stage for Resize {
         let (width, height) = (self.width.to_string(), self.height.to_string());
         chain.push(make_with(
             scaler::ELEMENT_NAME,
-            &[("width", &width), ("height", &height), ("mode", self.mode.name()), ("method", self.method.name())],
+            &[
+                ("width", &width),
+                ("height", &height),
+                ("mode", self.mode.name()),
+                ("method", self.method.name()),
+                ("auto-rotate", if self.auto_rotate { "true" } else { "false" }),
+            ],
         )?);
         Ok(chain)
     }

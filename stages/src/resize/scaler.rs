@@ -2,17 +2,20 @@
 //!
 //! It scales to a fixed frame with square pixels in one pass, fitting (with black bars),
 //! filling (cropping) or stretching, by pointing swscale at the right part of the input and the
-//! right rectangle of the output, so no intermediate frame is made.
+//! right rectangle of the output, so no intermediate frame is made. With `auto-rotate` it also
+//! applies the stream's `image-orientation` tag (phone clips), which replaces `videoflip
+//! video-direction=auto`: that element copies every frame even when there is nothing to rotate.
 
 use std::sync::{LazyLock, Mutex, Once};
 
+use super::rotate::{self, Rotation};
 use super::swscale::{self, Filter, Planes};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
 
 pub const ELEMENT_NAME: &str = "anbscale";
 
@@ -32,15 +35,16 @@ glib::wrapper! {
 }
 
 /// Where the scaled picture goes inside the output frame, and which part of the input it shows.
+/// Both are in display orientation (after rotation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Geometry {
-    /// Source crop (x, y, w, h) in input pixels, even-aligned.
+    /// Crop (x, y, w, h) of the displayed input, even-aligned.
     pub crop: (u32, u32, u32, u32),
     /// Destination rectangle (x, y, w, h) in output pixels, even-aligned.
     pub rect: (u32, u32, u32, u32),
 }
 
-/// `mode`: "fit", "fill" or "stretch". `dar` is the input's display aspect ratio.
+/// `mode`: "fit", "fill" or "stretch". `in_w`/`in_h`/`dar` describe the displayed input.
 pub fn geometry(mode: &str, in_w: u32, in_h: u32, dar: f64, out_w: u32, out_h: u32) -> Geometry {
     let out_ar = out_w as f64 / out_h as f64;
     let full_crop = (0, 0, in_w, in_h);
@@ -79,19 +83,28 @@ mod imp {
         height: u32,
         mode: String,
         method: String,
+        auto_rotate: bool,
     }
 
     impl Default for Settings {
         fn default() -> Self {
-            Settings { width: 1280, height: 720, mode: "fit".into(), method: "bicubic".into() }
+            Settings { width: 1280, height: 720, mode: "fit".into(), method: "bicubic".into(), auto_rotate: true }
         }
+    }
+
+    #[derive(Default)]
+    struct State {
+        /// Rebuilt when sizes change.
+        scaler: Option<swscale::Scaler>,
+        rotation: Rotation,
+        /// Scaled but not yet rotated picture, for rotated inputs.
+        scratch: Vec<u8>,
     }
 
     #[derive(Default)]
     pub struct Scaler {
         settings: Mutex<Settings>,
-        /// Rebuilt when the input size changes.
-        scaler: Mutex<Option<swscale::Scaler>>,
+        state: Mutex<State>,
     }
 
     #[glib::object_subclass]
@@ -109,6 +122,7 @@ mod imp {
                     glib::ParamSpecUInt::builder("height").minimum(2).maximum(16384).default_value(720).build(),
                     glib::ParamSpecString::builder("mode").default_value(Some("fit")).build(),
                     glib::ParamSpecString::builder("method").default_value(Some("bicubic")).build(),
+                    glib::ParamSpecBoolean::builder("auto-rotate").default_value(true).build(),
                 ]
             });
             PROPS.as_ref()
@@ -116,11 +130,13 @@ mod imp {
 
         fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
             let mut s = self.settings.lock().unwrap();
+            let text = |default: &str| value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| default.into());
             match pspec.name() {
                 "width" => s.width = value.get().expect("type checked by GObject"),
                 "height" => s.height = value.get().expect("type checked by GObject"),
-                "mode" => s.mode = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| "fit".into()),
-                "method" => s.method = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| "bicubic".into()),
+                "mode" => s.mode = text("fit"),
+                "method" => s.method = text("bicubic"),
+                "auto-rotate" => s.auto_rotate = value.get().expect("type checked by GObject"),
                 _ => {}
             }
         }
@@ -131,7 +147,8 @@ mod imp {
                 "width" => s.width.to_value(),
                 "height" => s.height.to_value(),
                 "mode" => s.mode.to_value(),
-                _ => s.method.to_value(),
+                "method" => s.method.to_value(),
+                _ => s.auto_rotate.to_value(),
             }
         }
     }
@@ -144,7 +161,7 @@ mod imp {
                 gst::subclass::ElementMetadata::new(
                     "ANB scaler",
                     "Filter/Converter/Video/Scaler",
-                    "Scales I420 video to a fixed frame (fit, fill or stretch) with SIMD convolution",
+                    "Scales and rotates I420 video into a fixed frame (fit, fill or stretch) with libswscale",
                     "ANB Video",
                 )
             });
@@ -165,9 +182,28 @@ mod imp {
 
     impl BaseTransformImpl for Scaler {
         const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::NeverInPlace;
-        // An input that already has the output's size and square pixels goes through untouched.
+        // An upright input that already has the output's size goes through untouched.
         const PASSTHROUGH_ON_SAME_CAPS: bool = true;
         const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+        fn sink_event(&self, event: gst::Event) -> bool {
+            if let gst::EventView::Tag(tag) = event.view() {
+                let auto_rotate = self.settings.lock().unwrap().auto_rotate;
+                let orientation = tag.tag().get::<gst::tags::ImageOrientation>().map(|v| v.get().to_string());
+                if let (true, Some(orientation)) = (auto_rotate, orientation) {
+                    let rotation = Rotation::from_tag(&orientation).unwrap_or_else(|| {
+                        gst::warning!(gst::CAT_DEFAULT, imp = self, "Ignoring image orientation {orientation}");
+                        Rotation::None
+                    });
+                    self.state.lock().unwrap().rotation = rotation;
+                    if rotation != Rotation::None {
+                        // Passthrough on same caps would skip the rotation.
+                        self.obj().set_passthrough(false);
+                    }
+                }
+            }
+            self.parent_sink_event(event)
+        }
 
         fn transform_caps(
             &self,
@@ -188,7 +224,10 @@ mod imp {
                     } else {
                         st.set("width", gst::IntRange::new(1, i32::MAX));
                         st.set("height", gst::IntRange::new(1, i32::MAX));
-                        st.set("pixel-aspect-ratio", gst::FractionRange::new(gst::Fraction::new(1, i32::MAX), gst::Fraction::new(i32::MAX, 1)));
+                        st.set(
+                            "pixel-aspect-ratio",
+                            gst::FractionRange::new(gst::Fraction::new(1, i32::MAX), gst::Fraction::new(i32::MAX, 1)),
+                        );
                     }
                     out.append_structure(st);
                 }
@@ -207,50 +246,88 @@ mod imp {
             outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
         ) -> Result<gst::FlowSuccess, gst::FlowError> {
             let s = self.settings.lock().unwrap().clone();
-            let info = inframe.info();
-            let par = info.par();
-            let dar = (info.width() as f64 * par.numer() as f64) / (info.height() as f64 * par.denom() as f64);
-            let out_info = outframe.info().clone();
-            let g = geometry(&s.mode, info.width(), info.height(), dar, out_info.width(), out_info.height());
+            let mut state = self.state.lock().unwrap();
+            let rotation = state.rotation;
+            let (in_w, in_h) = (inframe.width(), inframe.height());
+            let par = inframe.info().par();
+            let mut dar = (in_w as f64 * par.numer() as f64) / (in_h as f64 * par.denom() as f64);
+            let (disp_w, disp_h) = if rotation.swaps_axes() {
+                dar = 1.0 / dar;
+                (in_h, in_w)
+            } else {
+                (in_w, in_h)
+            };
+            let g = geometry(&s.mode, disp_w, disp_h, dar, outframe.width(), outframe.height());
+            let (cx, cy, cw, ch) = rotation.crop_in_source(g.crop, in_w, in_h);
+            let (rx, ry, rw, rh) = g.rect;
+            // Scale in source orientation; rotation (if any) happens after.
+            let (sw, sh) = if rotation.swaps_axes() { (rh, rw) } else { (rw, rh) };
             let filter = match s.method.as_str() {
                 "bilinear" => Filter::Bilinear,
                 "lanczos" => Filter::Lanczos,
                 _ => Filter::Bicubic,
             };
-            let (cx, cy, cw, ch) = g.crop;
-            let (rx, ry, rw, rh) = g.rect;
-            let mut slot = self.scaler.lock().unwrap();
-            if !slot.as_ref().is_some_and(|sc| sc.fits(cw, ch, rw, rh, filter)) {
-                *slot = swscale::Scaler::new(cw, ch, rw, rh, filter);
+            if !state.scaler.as_ref().is_some_and(|sc| sc.fits(cw, ch, sw, sh, filter)) {
+                state.scaler = swscale::Scaler::new(cw, ch, sw, sh, filter);
             }
-            let Some(scaler) = slot.as_mut() else {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ["swscale rejected {cw}x{ch} -> {rw}x{rh}"]);
+            if state.scaler.is_none() {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ["swscale rejected {cw}x{ch} -> {sw}x{sh}"]);
                 return Err(gst::FlowError::Error);
-            };
+            }
 
             let mut src = Planes { data: [std::ptr::null(); 3], stride: [0; 3] };
-            let mut dst = Planes { data: [std::ptr::null_mut(); 3], stride: [0; 3] };
             for plane in 0..3usize {
                 // Chroma planes of I420 are half size in both directions; all offsets are even.
                 let shift = if plane == 0 { 0 } else { 1 };
-                let in_stride = inframe.plane_stride()[plane] as usize;
-                let in_data = inframe.plane_data(plane as u32).map_err(|_| gst::FlowError::Error)?;
-                let offset = (cy >> shift) as usize * in_stride + (cx >> shift) as usize;
-                src.data[plane] = in_data[offset..].as_ptr();
-                src.stride[plane] = in_stride as i32;
-
-                let out_stride = outframe.plane_stride()[plane] as usize;
-                let (out_w, out_h) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
-                let out_data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
-                let rect = ((rx >> shift) as usize, (ry >> shift) as usize, (rw >> shift) as usize, (rh >> shift) as usize);
-                fill_outside(out_data, out_stride, out_w, out_h, rect, if plane == 0 { 16 } else { 128 });
-                dst.data[plane] = out_data[rect.1 * out_stride + rect.0..].as_mut_ptr();
-                dst.stride[plane] = out_stride as i32;
+                let stride = inframe.plane_stride()[plane] as usize;
+                let data = inframe.plane_data(plane as u32).map_err(|_| gst::FlowError::Error)?;
+                src.data[plane] = data[(cy >> shift) as usize * stride + (cx >> shift) as usize..].as_ptr();
+                src.stride[plane] = stride as i32;
             }
-            // SAFETY: the crop and the rectangle lie inside the mapped frames (checked by the
-            // geometry, which clamps to the frame sizes), and the frames stay mapped until we
-            // return.
-            unsafe { scaler.scale(&src, &dst) };
+
+            let rect = |shift: u32| ((rx >> shift) as usize, (ry >> shift) as usize, (rw >> shift) as usize, (rh >> shift) as usize);
+            if rotation == Rotation::None {
+                let mut dst = Planes { data: [std::ptr::null_mut(); 3], stride: [0; 3] };
+                for plane in 0..3usize {
+                    let shift = if plane == 0 { 0 } else { 1 };
+                    let (x, y, w, h) = rect(shift);
+                    let stride = outframe.plane_stride()[plane] as usize;
+                    let (ow, oh) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
+                    let data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
+                    fill_outside(data, stride, ow, oh, (x, y, w, h), if plane == 0 { 16 } else { 128 });
+                    dst.data[plane] = data[y * stride + x..].as_mut_ptr();
+                    dst.stride[plane] = stride as i32;
+                }
+                // SAFETY: the crop and the rectangle lie inside the mapped frames (the geometry
+                // clamps to the frame sizes), and both frames stay mapped until we return.
+                unsafe { state.scaler.as_mut().unwrap().scale(&src, &dst) };
+                return Ok(gst::FlowSuccess::Ok);
+            }
+
+            // Rotated input: scale into a packed scratch picture, then rotate into the rectangle.
+            let (luma, chroma) = ((sw * sh) as usize, ((sw / 2) * (sh / 2)) as usize);
+            let State { scaler, scratch, .. } = &mut *state;
+            scratch.resize(luma + 2 * chroma, 0);
+            let base = scratch.as_mut_ptr();
+            let tmp = Planes {
+                // SAFETY: offsets within `scratch`, sized just above.
+                data: unsafe { [base, base.add(luma), base.add(luma + chroma)] },
+                stride: [sw as i32, (sw / 2) as i32, (sw / 2) as i32],
+            };
+            // SAFETY: as above; the scratch planes hold sw x sh (chroma half).
+            unsafe { scaler.as_mut().unwrap().scale(&src, &tmp) };
+            for plane in 0..3usize {
+                let shift = if plane == 0 { 0 } else { 1 };
+                let (x, y, w, h) = rect(shift);
+                let stride = outframe.plane_stride()[plane] as usize;
+                let (ow, oh) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
+                let data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
+                fill_outside(data, stride, ow, oh, (x, y, w, h), if plane == 0 { 16 } else { 128 });
+                let (tw, th) = ((sw >> shift) as usize, (sh >> shift) as usize);
+                let start = if plane == 0 { 0 } else { luma + (plane - 1) * chroma };
+                let tmp_plane = &scratch[start..start + tw * th];
+                rotate::rotate_into(rotation, tmp_plane, tw, th, &mut data[y * stride + x..], stride, (w, h));
+            }
             Ok(gst::FlowSuccess::Ok)
         }
     }
