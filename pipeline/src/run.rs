@@ -124,7 +124,9 @@ pub(crate) fn run_blocking(
                 .finish()
                 .map_err(|e| PipelineError::new(ErrorCode::SinkFailed, format!("committing the output: {e}")))?;
             if let Some(f) = opts.on_progress.as_mut() {
-                f(&progress);
+                // Done: the expected duration is now known exactly (the container's duration
+                // may include a slightly longer audio track).
+                f(&Progress { expected: Some(progress.position), bytes_written, ..progress.clone() });
             }
             Ok(RunReport {
                 input_size,

@@ -1,0 +1,71 @@
+//! The pipeline as the worker uses it (library API, not the CLI): progress events, the run
+//! report, cancellation, and what is left behind when a run is cancelled.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anb_pipeline::{BuildContext, CancelToken, ErrorCode, FileSink, FileSource, Pipeline, Progress, RunOptions};
+use support::*;
+
+fn showcase() -> Arc<Pipeline> {
+    let text = std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap();
+    // Relative asset paths resolve against the working directory, as for `anb`.
+    std::env::set_current_dir(repo_root()).unwrap();
+    Arc::new(Pipeline::load(&text, "pipeline.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap())
+}
+
+#[test]
+fn progress_rises_to_the_expected_duration_and_the_report_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 4, ..Clip::default() });
+    let events: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let seen = events.clone();
+    let opts = RunOptions {
+        on_progress: Some(Box::new(move |p: &Progress| seen.lock().unwrap().push(p.clone()))),
+        progress_interval: Duration::from_millis(50),
+        ..RunOptions::default()
+    };
+    let source = Arc::new(FileSource::open(&input).unwrap());
+    let report = showcase().run_blocking(source, Box::new(FileSink::create(&output).unwrap()), opts).unwrap();
+
+    let events = events.lock().unwrap();
+    assert!(!events.is_empty());
+    let last = events.last().unwrap();
+    assert_eq!(last.fraction().map(|f| (f * 100.0).round()), Some(100.0), "{last:?}");
+    assert!(events.windows(2).all(|w| w[0].position <= w[1].position), "positions never go back");
+    let expected = last.expected.unwrap().as_secs_f64();
+    assert!((expected - 4.0).abs() < 0.1, "expected {expected} s");
+    assert!((report.output_duration.as_secs_f64() - 4.0).abs() < 0.15);
+    assert_eq!(report.bytes_written, std::fs::metadata(&output).unwrap().len());
+    assert_eq!(report.input_size, std::fs::metadata(&input).unwrap().len());
+    assert!(report.realtime_factor() > 0.0);
+}
+
+#[test]
+fn a_cancelled_run_stops_and_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 20, width: 640, height: 360, ..Clip::default() });
+    let cancel = CancelToken::default();
+    let canceller = cancel.clone();
+    let opts = RunOptions {
+        cancel: cancel.clone(),
+        // Cancel as soon as the run has made some progress.
+        on_progress: Some(Box::new(move |p: &Progress| {
+            if p.position > Duration::ZERO {
+                canceller.cancel();
+            }
+        })),
+        progress_interval: Duration::from_millis(20),
+        ..RunOptions::default()
+    };
+    let source = Arc::new(FileSource::open(&input).unwrap());
+    let err = showcase().run_blocking(source, Box::new(FileSink::create(&output).unwrap()), opts).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Cancelled);
+    assert!(cancel.is_cancelled());
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("in.mp4")], "no output or partial file");
+}
