@@ -285,17 +285,16 @@ mod imp {
                 src.stride[plane] = stride as i32;
             }
 
-            let rect = |shift: u32| ((rx >> shift) as usize, (ry >> shift) as usize, (rw >> shift) as usize, (rh >> shift) as usize);
+            // The picture rectangle in one plane (chroma planes are half size).
+            let rect = |plane: usize| {
+                let shift = if plane == 0 { 0 } else { 1 };
+                ((rx >> shift) as usize, (ry >> shift) as usize, (rw >> shift) as usize, (rh >> shift) as usize)
+            };
             if rotation == Rotation::None {
                 let mut dst = Planes { data: [std::ptr::null_mut(); 3], stride: [0; 3] };
                 for plane in 0..3usize {
-                    let shift = if plane == 0 { 0 } else { 1 };
-                    let (x, y, w, h) = rect(shift);
-                    let stride = outframe.plane_stride()[plane] as usize;
-                    let (ow, oh) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
-                    let data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
-                    fill_outside(data, stride, ow, oh, (x, y, w, h), if plane == 0 { 16 } else { 128 });
-                    dst.data[plane] = data[y * stride + x..].as_mut_ptr();
+                    let (area, stride) = picture_area(outframe, plane, rect(plane))?;
+                    dst.data[plane] = area.as_mut_ptr();
                     dst.stride[plane] = stride as i32;
                 }
                 // SAFETY: the crop and the rectangle lie inside the mapped frames (the geometry
@@ -318,18 +317,28 @@ mod imp {
             unsafe { scaler.as_mut().unwrap().scale(&src, &tmp) };
             for plane in 0..3usize {
                 let shift = if plane == 0 { 0 } else { 1 };
-                let (x, y, w, h) = rect(shift);
-                let stride = outframe.plane_stride()[plane] as usize;
-                let (ow, oh) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
-                let data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
-                fill_outside(data, stride, ow, oh, (x, y, w, h), if plane == 0 { 16 } else { 128 });
+                let (_, _, w, h) = rect(plane);
+                let (area, stride) = picture_area(outframe, plane, rect(plane))?;
                 let (tw, th) = ((sw >> shift) as usize, (sh >> shift) as usize);
                 let start = if plane == 0 { 0 } else { luma + (plane - 1) * chroma };
-                let tmp_plane = &scratch[start..start + tw * th];
-                rotate::rotate_into(rotation, tmp_plane, tw, th, &mut data[y * stride + x..], stride, (w, h));
+                rotate::rotate_into(rotation, &scratch[start..start + tw * th], tw, th, area, stride, (w, h));
             }
             Ok(gst::FlowSuccess::Ok)
         }
+    }
+
+    /// Paint the bars of one output plane black and return the plane from the picture
+    /// rectangle's top-left corner, with its stride.
+    fn picture_area<'a>(
+        outframe: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        plane: usize,
+        rect: (usize, usize, usize, usize),
+    ) -> Result<(&'a mut [u8], usize), gst::FlowError> {
+        let stride = outframe.plane_stride()[plane] as usize;
+        let (w, h) = (outframe.comp_width(plane as u32) as usize, outframe.comp_height(plane as u32) as usize);
+        let data = outframe.plane_data_mut(plane as u32).map_err(|_| gst::FlowError::Error)?;
+        fill_outside(data, stride, w, h, rect, if plane == 0 { 16 } else { 128 });
+        Ok((&mut data[rect.1 * stride + rect.0..], stride))
     }
 
     /// Paint the bars: everything of the plane outside `rect`.
