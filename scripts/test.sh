@@ -4,4 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUST_BACKTRACE=1
-cargo test --workspace --all-targets --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary, the last often empty).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
