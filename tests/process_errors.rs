@@ -91,6 +91,22 @@ fn truncated_file_with_its_index_first_is_invalid_input() {
     assert_rejected(&input, "invalid-input");
 }
 
+// A video in a codec no installed plugin decodes (the sample entry of a real H.264 MP4 renamed
+// to an unknown fourcc) is the platform's limit, not a damaged file.
+#[test]
+fn unknown_video_codec_is_unsupported_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("h264.mp4");
+    generate(&full, &Clip { secs: 2, audio: false, index_at_end: false, ..Clip::default() });
+    let mut bytes = std::fs::read(&full).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"avc1").expect("an avc1 sample entry");
+    bytes[at..at + 4].copy_from_slice(b"zzzz");
+    std::fs::remove_file(&full).unwrap();
+    let input = dir.path().join("unknown-codec.mp4");
+    std::fs::write(&input, bytes).unwrap();
+    assert_rejected(&input, "unsupported-input");
+}
+
 #[test]
 fn a_pipeline_file_with_three_mistakes_reports_all_three() {
     let dir = tempfile::tempdir().unwrap();
