@@ -50,7 +50,8 @@ pub(crate) fn build(
     appsrc.link(&decodebin).map_err(internal)?;
     mux.link(&appsink).map_err(internal)?;
 
-    let threads = ctx.threads.to_string();
+    // libavcodec's own rule (CPUs + 1 frame threads), applied to the CPU quota.
+    let threads = if ctx.threads > 1 { ctx.threads + 1 } else { 1 }.to_string();
     let window = plan.window();
     decodebin.connect("deep-element-added", false, move |args| {
         let Ok(element) = args[2].get::<gst::Element>() else { return None };

@@ -44,7 +44,8 @@ pub struct Encode {
     /// H.264 profile: `baseline`, `main` or `high` (default).
     #[serde(default = "default_profile")]
     pub profile: String,
-    /// Encoder threads. Default: the CPUs the process may use.
+    /// Encoder threads. Default: 1.5x the CPUs the process may use (x264's own rule, applied to
+    /// the CPU quota rather than the host's CPUs), so cores stay busy while threads wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
     /// AAC bitrate in kbit/s. Default 128.
@@ -103,7 +104,8 @@ impl Stage for Encode {
     }
 
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
-        let threads = self.threads.map_or(ctx.threads, |t| t as usize).to_string();
+        let threads = self.threads.map_or((ctx.threads * 3).div_ceil(2), |t| t as usize).to_string();
+        let convert_threads = ctx.threads.to_string();
         let x264 = match self.video_bitrate_kbps {
             Some(kbps) => make_with(
                 "x264enc",
@@ -130,7 +132,7 @@ impl Stage for Encode {
             )?,
         };
         Ok(vec![
-            make_with("videoconvert", &[("n-threads", &threads)])?,
+            make_with("videoconvert", &[("n-threads", &convert_threads)])?,
             capsfilter("video/x-raw,format=I420")?,
             x264,
             capsfilter(&format!("video/x-h264,profile={}", self.profile))?,
