@@ -21,13 +21,13 @@ ten="$inputs/clip-600s-1080p.mp4"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Runs a command; prints "wall_secs peak_rss_kib".
+# Runs a command; prints "wall_secs peak_rss_kib cpu_secs".
 measure() {
-  if ! /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"; then
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"; then
     cat "$work/stderr" >&2
     return 1
   fi
-  cat "$work/time"
+  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -36,23 +36,27 @@ anb_args=()
 [[ -n "${THREADS:-}" ]] && anb_args+=(--threads "$THREADS")
 
 echo "Speed: 60 s 1080p input -> showcase output, $RUNS runs each, alternating" >&2
-: >"$work/anb"; : >"$work/ffmpeg"
+: >"$work/anb"; : >"$work/ffmpeg"; : >"$work/anb_cpu"; : >"$work/ffmpeg_cpu"; : >"$work/pair"
 for i in $(seq "$RUNS"); do
-  read -r wall _ < <(measure "$ANB" process "$one" "$work/anb.mp4" --json "${anb_args[@]}")
-  echo "$wall" >>"$work/anb"
-  read -r wall _ < <(measure benches/ffmpeg-showcase.sh "$one" "$work/ffmpeg.mp4")
-  echo "$wall" >>"$work/ffmpeg"
-  echo "  run $i: anb $(tail -1 "$work/anb") s, ffmpeg $(tail -1 "$work/ffmpeg") s" >&2
+  read -r a _ acpu < <(measure "$ANB" process "$one" "$work/anb.mp4" --json "${anb_args[@]}")
+  read -r f _ fcpu < <(measure benches/ffmpeg-showcase.sh "$one" "$work/ffmpeg.mp4")
+  echo "$a" >>"$work/anb"; echo "$acpu" >>"$work/anb_cpu"
+  echo "$f" >>"$work/ffmpeg"; echo "$fcpu" >>"$work/ffmpeg_cpu"
+  awk -v a="$a" -v f="$f" 'BEGIN { print a / f }' >>"$work/pair"
+  echo "  run $i: anb $a s ($acpu s CPU), ffmpeg $f s ($fcpu s CPU)" >&2
 done
 anb_wall=$(median <"$work/anb")
 ffmpeg_wall=$(median <"$work/ffmpeg")
+anb_cpu=$(median <"$work/anb_cpu")
+ffmpeg_cpu=$(median <"$work/ffmpeg_cpu")
+pair_ratio=$(median <"$work/pair")
 ratio=$(awk -v a="$anb_wall" -v f="$ffmpeg_wall" 'BEGIN { printf "%.3f", a / f }')
 
 echo "Streaming: peak RSS and bytes read, 1-minute vs 10-minute input" >&2
 stream_row() { # input -> "median_rss_kib bytes_read input_size"
   : >"$work/rss"
   for _ in $(seq "$RUNS"); do
-    read -r _ rss < <(measure "$ANB" process "$1" "$work/s.mp4" --json "${anb_args[@]}")
+    read -r _ rss _ < <(measure "$ANB" process "$1" "$work/s.mp4" --json "${anb_args[@]}")
     echo "$rss" >>"$work/rss"
   done
   local read size
@@ -63,7 +67,7 @@ stream_row() { # input -> "median_rss_kib bytes_read input_size"
 read -r rss1 read1 size1 < <(stream_row "$one")
 read -r rss10 read10 size10 < <(stream_row "$ten")
 
-awk -v a="$anb_wall" -v f="$ffmpeg_wall" -v r="$ratio" -v runs="$RUNS" \
+awk -v a="$anb_wall" -v f="$ffmpeg_wall" -v r="$ratio" -v runs="$RUNS" -v ac="$anb_cpu" -v fc="$ffmpeg_cpu" -v pr="$pair_ratio" \
     -v rss1="$rss1" -v rss10="$rss10" -v read1="$read1" -v size1="$size1" -v read10="$read10" -v size10="$size10" 'BEGIN {
   printf "\n%-44s %10s\n", "speed (median of " runs " runs)", "seconds"
   printf "%-44s %10.2f\n", "anb process, showcase pipeline", a
@@ -76,6 +80,7 @@ awk -v a="$anb_wall" -v f="$ffmpeg_wall" -v r="$ratio" -v runs="$RUNS" \
 }'
 cat >"$report/pipeline.json" <<JSON
 {"runs": $RUNS, "anb_wall_secs": $anb_wall, "ffmpeg_wall_secs": $ffmpeg_wall, "ratio": $ratio,
+ "anb_cpu_secs": $anb_cpu, "ffmpeg_cpu_secs": $ffmpeg_cpu, "median_pair_ratio": $pair_ratio,
  "rss_kib_1min": $rss1, "rss_kib_10min": $rss10,
  "bytes_read_1min": $read1, "input_bytes_1min": $size1, "bytes_read_10min": $read10, "input_bytes_10min": $size10}
 JSON
