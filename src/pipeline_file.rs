@@ -17,9 +17,13 @@ pub struct Loaded {
 pub fn load(explicit: Option<&Path>, ctx: &BuildContext) -> Result<Loaded, ConfigError> {
     let from_env = std::env::var_os("ANB_PIPELINE").map(std::path::PathBuf::from);
     let chosen = explicit.map(Path::to_path_buf).or(from_env);
+    let mut ctx = ctx.clone();
     let (text, source_name) = match chosen {
         Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => (text, path.display().to_string()),
+            Ok(text) => {
+                ctx.base_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+                (text, path.display().to_string())
+            }
             Err(e) => {
                 return Err(ConfigError {
                     source_name: path.display().to_string(),
@@ -39,6 +43,6 @@ pub fn load(explicit: Option<&Path>, ctx: &BuildContext) -> Result<Loaded, Confi
         None => (BUILT_IN.to_owned(), "(built-in pipeline)".to_owned()),
     };
     let overrides = overrides_from(std::env::vars());
-    let pipeline = Pipeline::load(&text, &source_name, &anb_stages::registry(), &overrides, ctx)?;
+    let pipeline = Pipeline::load(&text, &source_name, &anb_stages::registry(), &overrides, &ctx)?;
     Ok(Loaded { pipeline: Arc::new(pipeline), source_name })
 }

@@ -11,9 +11,8 @@ use support::*;
 
 fn showcase() -> Arc<Pipeline> {
     let text = std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap();
-    // Relative asset paths resolve against the working directory, as for `anb`.
-    std::env::set_current_dir(repo_root()).unwrap();
-    Arc::new(Pipeline::load(&text, "pipeline.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap())
+    let ctx = BuildContext { base_dir: Some(repo_root()), ..BuildContext::default() };
+    Arc::new(Pipeline::load(&text, "pipeline.toml", &anb_stages::registry(), &[], &ctx).unwrap())
 }
 
 #[test]

@@ -166,6 +166,18 @@ video = "nosuchelement ! identity"
     assert!(stderr.contains("stage 3 (`gst`)") && stderr.contains("nosuchelement"), "{stderr}");
 }
 
+// A pipeline file kept elsewhere finds its logo beside it, whatever the working directory.
+#[test]
+fn relative_paths_resolve_against_the_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_root().join("assets/anb-logo.png"), dir.path().join("logo.png")).unwrap();
+    let text = "[[stage]]\ntype = \"watermark\"\nimage = { path = \"logo.png\" }\n\n[[stage]]\ntype = \"encode\"\n";
+    let file = pipeline_file(dir.path(), "p.toml", text);
+    let (exit, stdout, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
+    assert_eq!(exit, 0, "{stderr}");
+    assert!(stdout.contains(&format!("location=\"{}\"", dir.path().join("logo.png").display())), "{stdout}");
+}
+
 #[test]
 fn reordering_stages_reorders_the_graph() {
     let dir = tempfile::tempdir().unwrap();

@@ -102,7 +102,10 @@ pub fn load(
                     .at(index, &type_name),
             ),
             Some(Err(errs)) => problems.extend(errs.into_iter().map(|p| p.at(index, &type_name))),
-            Some(Ok(stage)) => {
+            Some(Ok(mut stage)) => {
+                if let Some(base) = &ctx.base_dir {
+                    stage.resolve_paths(base);
+                }
                 problems.extend(stage.validate().into_iter().map(|p| p.at(index, &type_name)));
                 stages.push((index, LoadedStage { type_name, stage }));
             }
@@ -222,7 +225,7 @@ mod tests {
 
     fn load_with(text: &str, overrides: &[Override]) -> Result<Pipeline, ConfigError> {
         crate::init().unwrap();
-        load(text, "test.toml", &registry(), overrides, &BuildContext { threads: 1 })
+        load(text, "test.toml", &registry(), overrides, &BuildContext::with_threads(1))
     }
 
     fn level_of(p: &Pipeline) -> String {

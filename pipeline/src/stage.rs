@@ -23,17 +23,26 @@ pub enum Role {
     Output,
 }
 
-/// Facts of the machine a graph is built for.
+/// Facts of the machine and the file a graph is built for.
 #[derive(Debug, Clone)]
 pub struct BuildContext {
     /// CPU threads the run may use (respects cgroup CPU quotas).
     pub threads: usize,
+    /// Where relative paths in the pipeline file resolve: the file's folder. `None` leaves
+    /// them relative to the working directory (the built-in pipeline).
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+impl BuildContext {
+    /// A context with `threads` CPU threads and no base folder.
+    pub fn with_threads(threads: usize) -> Self {
+        BuildContext { threads, base_dir: None }
+    }
 }
 
 impl Default for BuildContext {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        BuildContext { threads }
+        Self::with_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     }
 }
 
@@ -76,6 +85,10 @@ pub trait Stage: fmt::Debug + Send + Sync {
     fn role(&self) -> Role {
         Role::Filter
     }
+
+    /// Make relative file paths in the options relative to `base` (the pipeline file's folder).
+    /// Called by the loader before `validate`.
+    fn resolve_paths(&mut self, _base: &std::path::Path) {}
 
     /// Pure checks of the options, every problem at once (field names in backticks, saying what
     /// would be valid). Element availability is checked separately by a dry build.

@@ -113,7 +113,7 @@ mod tests {
         )
         .unwrap();
         let mut chain: Vec<gst::Element> = vec![src.upcast()];
-        chain.extend(stage.audio(&BuildContext { threads: 1 }).unwrap());
+        chain.extend(stage.audio(&BuildContext::with_threads(1)).unwrap());
         let sink = gst_app::AppSink::builder().sync(false).build();
         chain.push(sink.clone().upcast());
         pipeline.add_many(&chain).unwrap();

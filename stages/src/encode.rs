@@ -175,7 +175,7 @@ mod tests {
         )
         .unwrap();
         let mut chain: Vec<gst::Element> = vec![src.upcast()];
-        chain.extend(Encode::default().video(&BuildContext { threads: 1 }).unwrap());
+        chain.extend(Encode::default().video(&BuildContext::with_threads(1)).unwrap());
         let sink = gst_app::AppSink::builder().sync(false).build();
         chain.push(sink.clone().upcast());
         pipeline.add_many(&chain).unwrap();

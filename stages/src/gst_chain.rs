@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn unknown_elements_and_bad_syntax_fail_to_build() {
         gst::init().unwrap();
-        let ctx = BuildContext { threads: 1 };
+        let ctx = BuildContext::with_threads(1);
         let missing = GstChain { video: Some("nosuchelement".into()), audio: None };
         assert_eq!(missing.video(&ctx).unwrap_err().code(), ErrorCode::InvalidPipeline);
         let broken = GstChain { video: None, audio: Some("volume volume=".into()) };

@@ -39,7 +39,7 @@ pub fn video_through(stage: &dyn Stage, source: &str) -> Frame {
     let pipeline = gst::Pipeline::new();
     let src = gst::parse::bin_from_description(&format!("{source} ! identity"), true).expect("source parses");
     let mut chain: Vec<gst::Element> = vec![src.upcast()];
-    chain.extend(stage.video(&BuildContext { threads: 1 }).expect("stage builds"));
+    chain.extend(stage.video(&BuildContext::with_threads(1)).expect("stage builds"));
     chain.push(gst::ElementFactory::make("videoconvert").build().unwrap());
     let appsink = gst_app::AppSink::builder()
         .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())

@@ -90,8 +90,8 @@ pub struct TextMark {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageMark {
-    /// A PNG file (with alpha for a clean edge). Relative paths are relative to the working
-    /// directory.
+    /// A PNG file (with alpha for a clean edge). A relative path is relative to the pipeline
+    /// file's folder (to the working directory for the built-in pipeline).
     pub path: PathBuf,
     /// As for text; default `bottom-right`.
     #[serde(default)]
@@ -119,6 +119,14 @@ pub struct Watermark {
 }
 
 impl Stage for Watermark {
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Some(image) = &mut self.image {
+            if image.path.is_relative() {
+                image.path = base.join(&image.path);
+            }
+        }
+    }
+
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if self.text.is_none() && self.image.is_none() {
