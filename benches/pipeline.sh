@@ -69,10 +69,11 @@ read -r rss10 read10 size10 < <(stream_row "$ten")
 
 awk -v a="$anb_wall" -v f="$ffmpeg_wall" -v r="$ratio" -v runs="$RUNS" -v ac="$anb_cpu" -v fc="$ffmpeg_cpu" -v pr="$pair_ratio" \
     -v rss1="$rss1" -v rss10="$rss10" -v read1="$read1" -v size1="$size1" -v read10="$read10" -v size10="$size10" 'BEGIN {
-  printf "\n%-44s %10s\n", "speed (median of " runs " runs)", "seconds"
-  printf "%-44s %10.2f\n", "anb process, showcase pipeline", a
-  printf "%-44s %10.2f\n", "ffmpeg, same work", f
-  printf "%-44s %10.3f   (target <= 1.0)\n\n", "wall-time ratio anb / ffmpeg", r
+  printf "\n%-44s %10s %10s\n", "speed (median of " runs " runs)", "wall s", "CPU s"
+  printf "%-44s %10.2f %10.2f\n", "anb process, showcase pipeline", a, ac
+  printf "%-44s %10.2f %10.2f\n", "ffmpeg, same work", f, fc
+  printf "%-44s %10.3f %10.3f   (target <= 1.0)\n", "ratio anb / ffmpeg", r, ac / fc
+  printf "%-44s %10.3f\n\n", "median of the per-run wall-time ratios", pr
   printf "%-22s %14s %14s %10s\n", "streaming", "peak RSS MiB", "read MB", "read %"
   printf "%-22s %14.1f %14.1f %9.1f%%\n", "1-minute input", rss1 / 1024, read1 / 1e6, 100 * read1 / size1
   printf "%-22s %14.1f %14.1f %9.1f%%\n", "10-minute input", rss10 / 1024, read10 / 1e6, 100 * read10 / size10
