@@ -36,7 +36,11 @@ pub struct FileSource {
 impl FileSource {
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = File::open(path.as_ref())?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        let size = meta.len();
         Ok(FileSource { file, size })
     }
 }
@@ -122,6 +126,7 @@ mod tests {
         assert_eq!(src.read_at(10, 3).unwrap(), vec![10, 11, 12]);
         assert_eq!(src.read_at(250, 100).unwrap().len(), 6);
         assert!(src.read_at(300, 10).unwrap().is_empty());
+        assert!(FileSource::open(dir.path()).is_err(), "a directory is not a source");
     }
 
     #[test]
