@@ -82,7 +82,10 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open_endpoints(args: &ProcessArgs) -> Result<(Arc<dyn ByteSource>, Box<dyn ByteSink>), PipelineError> {
+/// The two ends of a run.
+type Endpoints = (Arc<dyn ByteSource>, Box<dyn ByteSink>);
+
+fn open_endpoints(args: &ProcessArgs) -> Result<Endpoints, PipelineError> {
     for url in [&args.input, &args.output] {
         if url.to_string_lossy().contains("://") {
             return Err(PipelineError::new(

@@ -23,7 +23,7 @@ pub use config::{overrides_from, LoadedStage, Override};
 pub use error::{ConfigError, ErrorCode, PipelineError, Problem};
 pub use io::{ByteSink, ByteSource, FileSink, FileSource};
 pub use registry::Registry;
-pub use run::{CancelToken, Progress, RunOptions, RunReport};
+pub use run::{CancelToken, Progress, ProgressFn, RunOptions, RunReport};
 pub use stage::{BuildContext, Role, SinkOptions, SourceOptions, Stage, Window};
 
 /// Initialise GStreamer once per process. Cheap to call again.

@@ -70,6 +70,9 @@ impl RunReport {
     }
 }
 
+/// A progress callback, called on the runner's thread.
+pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
+
 /// Everything a run needs besides its endpoints.
 pub struct RunOptions {
     pub ctx: BuildContext,
@@ -78,7 +81,7 @@ pub struct RunOptions {
     pub stall_timeout: Duration,
     pub cancel: CancelToken,
     /// Called on the runner's thread about every `progress_interval`, when something changed.
-    pub on_progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    pub on_progress: Option<ProgressFn>,
     pub progress_interval: Duration,
 }
 
