@@ -39,7 +39,8 @@ fn missing(factory: &str) -> PipelineError {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         f if f.starts_with("av") => "gstreamer1.0-libav",
         "mp4mux" | "qtdemux" | "videobox" | "gdkpixbufoverlay" | "videoflip" => "gstreamer1.0-plugins-good",
-        "aspectratiocrop" | "h264parse" => "gstreamer1.0-plugins-bad",
+        "h264parse" => "gstreamer1.0-plugins-bad",
+        "textoverlay" => "gstreamer1.0-x",
         _ => "gstreamer1.0-plugins-base",
     };
     PipelineError::new(
