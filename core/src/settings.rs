@@ -1,0 +1,238 @@
+//! One settings struct for every command: built-in defaults, then `anb.toml` if present, then
+//! `ANB_*` environment variables (names in `../shared/design.md`). Invalid settings fail at start
+//! with a message that names the setting.
+//!
+//! AWS credentials, region and endpoints are not here: the AWS SDK reads the standard variables
+//! (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...) itself, so one binary talks to AWS or an emulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The settings file read when present, in the working directory.
+pub const SETTINGS_FILE: &str = "anb.toml";
+const ENV_PREFIX: &str = "ANB_";
+/// `ANB_STAGE_*` variables belong to the pipeline file, not to these settings.
+const PIPELINE_ENV_PREFIX: &str = "stage_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `ANB_LISTEN`: address the HTTP API listens on.
+    pub listen: String,
+    /// `ANB_DATABASE_URL`: `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
+    /// `ANB_STORAGE_URL`: `file://FOLDER` or `s3://BUCKET/PREFIX`.
+    pub storage_url: String,
+    /// `ANB_QUEUE_URL`: `embedded` or an SQS queue URL.
+    pub queue_url: String,
+    /// `ANB_DLQ_URL`: the dead-letter queue's SQS URL, if any.
+    pub dlq_url: Option<String>,
+    /// `ANB_SECRET_KEY`: JWT signing key. Required outside `anb serve`, which keeps one in `data/`.
+    pub secret_key: Option<String>,
+    /// `ANB_PIPELINE`: the pipeline file.
+    pub pipeline: PathBuf,
+    /// `ANB_MAX_UPLOAD_BYTES`: largest accepted upload.
+    pub max_upload_bytes: u64,
+    /// `ANB_WORKER_CONCURRENCY`: jobs a worker runs at once; default from the CPUs it may use.
+    pub worker_concurrency: Option<usize>,
+    /// `ANB_VISIBILITY_TIMEOUT_SECS`: how far each lease extension reaches.
+    pub visibility_timeout_secs: u64,
+    /// `ANB_STALL_TIMEOUT_SECS`: no progress for this long aborts a job.
+    pub stall_timeout_secs: u64,
+    /// `ANB_SHUTDOWN_GRACE_SECS`: how long running jobs may finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8000".into(),
+            database_url: "sqlite://data/anb.db".into(),
+            storage_url: "file://data/blobs".into(),
+            queue_url: "embedded".into(),
+            dlq_url: None,
+            secret_key: None,
+            pipeline: PathBuf::from("pipeline.toml"),
+            max_upload_bytes: 512 * 1024 * 1024,
+            worker_concurrency: None,
+            visibility_timeout_secs: 60,
+            stall_timeout_secs: 60,
+            shutdown_grace_secs: 100,
+        }
+    }
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    Folder(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+/// Where jobs are queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueUrl {
+    Embedded,
+    Sqs(String),
+}
+
+/// Invalid settings, every one named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl Settings {
+    /// Defaults, then `anb.toml` (if present), then `ANB_*` variables, validated.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::from_figment(Self::figment())
+    }
+
+    /// The layered sources, for callers that add their own (tests, command-line flags).
+    pub fn figment() -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(SETTINGS_FILE))
+            .merge(Env::prefixed(ENV_PREFIX).filter(|key| !key.as_str().to_ascii_lowercase().starts_with(PIPELINE_ENV_PREFIX)))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract().map_err(|e| SettingsError {
+            problems: e.into_iter().map(|e| describe(&e)).collect(),
+        })?;
+        let problems = settings.validate();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError { problems })
+        }
+    }
+
+    /// Every problem at once.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!("ANB_LISTEN: `{}` is not an address like 127.0.0.1:8000", self.listen));
+        }
+        let db = &self.database_url;
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            problems.push(format!("ANB_DATABASE_URL: `{db}` is neither sqlite://PATH nor postgres://..."));
+        }
+        if let Err(e) = self.storage() {
+            problems.push(e);
+        }
+        if let Err(e) = self.queue() {
+            problems.push(e);
+        }
+        if self.max_upload_bytes == 0 {
+            problems.push("ANB_MAX_UPLOAD_BYTES: must be more than 0".into());
+        }
+        if self.worker_concurrency == Some(0) {
+            problems.push("ANB_WORKER_CONCURRENCY: must be at least 1 (or unset for one per CPU)".into());
+        }
+        for (name, value) in [
+            ("ANB_VISIBILITY_TIMEOUT_SECS", self.visibility_timeout_secs),
+            ("ANB_STALL_TIMEOUT_SECS", self.stall_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name}: must be more than 0"));
+            }
+        }
+        if self.visibility_timeout_secs > 43_200 {
+            problems.push("ANB_VISIBILITY_TIMEOUT_SECS: SQS allows at most 43200 (12 hours)".into());
+        }
+        problems
+    }
+
+    pub fn storage(&self) -> Result<StorageUrl, String> {
+        let url = &self.storage_url;
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("ANB_STORAGE_URL: `file://` needs a folder".into());
+            }
+            return Ok(StorageUrl::Folder(PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(format!("ANB_STORAGE_URL: `{url}` has no bucket (s3://BUCKET/PREFIX)"));
+            }
+            return Ok(StorageUrl::S3 { bucket: bucket.into(), prefix: prefix.trim_end_matches('/').into() });
+        }
+        Err(format!("ANB_STORAGE_URL: `{url}` is neither file://FOLDER nor s3://BUCKET/PREFIX"))
+    }
+
+    pub fn queue(&self) -> Result<QueueUrl, String> {
+        match self.queue_url.as_str() {
+            "embedded" => Ok(QueueUrl::Embedded),
+            url if url.starts_with("https://") || url.starts_with("http://") => Ok(QueueUrl::Sqs(url.into())),
+            url => Err(format!("ANB_QUEUE_URL: `{url}` is neither `embedded` nor an SQS queue URL")),
+        }
+    }
+}
+
+/// Name a figment error by its environment variable where there is one.
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.first().map(|k| format!("{ENV_PREFIX}{}", k.to_uppercase()));
+    match key {
+        Some(key) => format!("{key}: {}", e.kind),
+        None => e.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_match_the_design() {
+        Jail::expect_with(|_| {
+            let s = Settings::load().unwrap();
+            assert_eq!(s, Settings::default());
+            assert_eq!(s.storage().unwrap(), StorageUrl::Folder("data/blobs".into()));
+            assert_eq!(s.queue().unwrap(), QueueUrl::Embedded);
+            assert_eq!(s.max_upload_bytes, 512 << 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_and_pipeline_variables_are_left_alone() {
+        Jail::expect_with(|jail| {
+            jail.create_file("anb.toml", "listen = \"0.0.0.0:9000\"\nstall_timeout_secs = 30\n")?;
+            jail.set_env("ANB_STALL_TIMEOUT_SECS", "45");
+            jail.set_env("ANB_STORAGE_URL", "s3://clips/prod/");
+            jail.set_env("ANB_STAGE_ENCODE_CRF", "20");
+            let s = Settings::load().unwrap();
+            assert_eq!(s.listen, "0.0.0.0:9000");
+            assert_eq!(s.stall_timeout_secs, 45, "the environment wins over the file");
+            assert_eq!(s.storage().unwrap(), StorageUrl::S3 { bucket: "clips".into(), prefix: "prod".into() });
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ANB_LISTEN", "everywhere");
+            jail.set_env("ANB_QUEUE_URL", "rabbitmq://x");
+            jail.set_env("ANB_STALL_TIMEOUT_SECS", "0");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("ANB_LISTEN"), "{err}");
+            assert!(err.contains("ANB_QUEUE_URL"), "{err}");
+            assert!(err.contains("ANB_STALL_TIMEOUT_SECS"), "{err}");
+            jail.set_env("ANB_MAX_UPLOAD_BYTES", "lots");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("ANB_MAX_UPLOAD_BYTES"), "{err}");
+            jail.set_env("ANB_COLOUR", "blue");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("colour"), "unknown variables are errors: {err}");
+            Ok(())
+        });
+    }
+}
