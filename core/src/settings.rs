@@ -185,6 +185,7 @@ fn describe(e: &figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment's own error type
 mod tests {
     use super::*;
     use figment::Jail;
