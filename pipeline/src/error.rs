@@ -83,6 +83,17 @@ impl Problem {
         Problem { stage: None, stage_type: None, field: None, message: message.into() }
     }
 
+    /// A problem when `value` lies outside `range` ("9 is not valid: use 1 to 4"), else `None`.
+    pub fn out_of_range<T: PartialOrd + fmt::Display>(
+        field: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Option<Self> {
+        (!range.contains(&value)).then(|| {
+            Problem::field(field, format!("{value} is not valid: use {} to {}", range.start(), range.end()))
+        })
+    }
+
     pub(crate) fn at(mut self, index: usize, stage_type: &str) -> Self {
         self.stage = Some(index);
         self.stage_type = Some(stage_type.to_owned());
@@ -165,6 +176,12 @@ mod tests {
         assert!(ErrorCode::InvalidInput.is_permanent());
         assert!(!ErrorCode::SourceFailed.is_permanent());
         assert!(!ErrorCode::PipelineStalled.is_client_fault());
+    }
+
+    #[test]
+    fn range_problems_say_what_is_valid() {
+        assert_eq!(Problem::out_of_range("crf", 60, 0..=51).unwrap().message, "60 is not valid: use 0 to 51");
+        assert!(Problem::out_of_range("crf", 51, 0..=51).is_none());
     }
 
     #[test]

@@ -42,19 +42,9 @@ impl Default for Audio {
 impl Stage for Audio {
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if let Some(rate) = self.sample_rate_hz {
-            if !(8000..=96000).contains(&rate) {
-                problems.push(Problem::field("sample_rate_hz", format!("{rate} is not valid: use 8000 to 96000")));
-            }
-        }
-        if let Some(ch) = self.channels {
-            if !(1..=2).contains(&ch) {
-                problems.push(Problem::field("channels", format!("{ch} is not valid: use 1 or 2")));
-            }
-        }
-        if !(0.0..=4.0).contains(&self.volume) {
-            problems.push(Problem::field("volume", "must be a factor from 0 to 4"));
-        }
+        problems.extend(self.sample_rate_hz.and_then(|rate| Problem::out_of_range("sample_rate_hz", rate, 8000..=96000)));
+        problems.extend(self.channels.and_then(|ch| Problem::out_of_range("channels", ch, 1..=2)));
+        problems.extend(Problem::out_of_range("volume", self.volume, 0.0..=4.0));
         problems
     }
 

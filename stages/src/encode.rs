@@ -80,26 +80,14 @@ impl Stage for Encode {
             problems.push(Problem::field("profile", format!("`{}` is not valid; use one of {}", self.profile, PROFILES.join(", "))));
         }
         if let Some(crf) = self.crf {
-            if crf > 51 {
-                problems.push(Problem::field("crf", format!("{crf} is not valid: use 0 to 51")));
-            }
+            problems.extend(Problem::out_of_range("crf", crf, 0..=51));
             if self.video_bitrate_kbps.is_some() {
                 problems.push(Problem::field("crf", "set either `crf` or `video_bitrate_kbps`, not both"));
             }
         }
-        if let Some(kbps) = self.video_bitrate_kbps {
-            if !(100..=100_000).contains(&kbps) {
-                problems.push(Problem::field("video_bitrate_kbps", format!("{kbps} is not valid: use 100 to 100000")));
-            }
-        }
-        if let Some(threads) = self.threads {
-            if !(1..=64).contains(&threads) {
-                problems.push(Problem::field("threads", format!("{threads} is not valid: use 1 to 64")));
-            }
-        }
-        if !(16..=512).contains(&self.audio_bitrate_kbps) {
-            problems.push(Problem::field("audio_bitrate_kbps", format!("{} is not valid: use 16 to 512", self.audio_bitrate_kbps)));
-        }
+        problems.extend(self.video_bitrate_kbps.and_then(|kbps| Problem::out_of_range("video_bitrate_kbps", kbps, 100..=100_000)));
+        problems.extend(self.threads.and_then(|t| Problem::out_of_range("threads", t, 1..=64)));
+        problems.extend(Problem::out_of_range("audio_bitrate_kbps", self.audio_bitrate_kbps, 16..=512));
         problems
     }
 

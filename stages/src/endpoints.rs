@@ -39,17 +39,14 @@ impl Stage for Download {
     }
 
     fn validate(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        if !(64..=16384).contains(&self.block_size_kib) {
-            problems.push(Problem::field("block_size_kib", "must be from 64 to 16384"));
-        }
-        if self.read_ahead_blocks > 16 {
-            problems.push(Problem::field("read_ahead_blocks", "must be from 0 to 16"));
-        }
-        if !(1..=64).contains(&self.cache_blocks) {
-            problems.push(Problem::field("cache_blocks", "must be from 1 to 64"));
-        }
-        problems
+        [
+            Problem::out_of_range("block_size_kib", self.block_size_kib, 64..=16384),
+            Problem::out_of_range("read_ahead_blocks", self.read_ahead_blocks, 0..=16),
+            Problem::out_of_range("cache_blocks", self.cache_blocks, 1..=64),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn source_options(&self) -> Option<SourceOptions> {
@@ -76,11 +73,8 @@ impl Stage for Upload {
     }
 
     fn validate(&self) -> Vec<Problem> {
-        if (5..=512).contains(&self.part_size_mib) {
-            Vec::new()
-        } else {
-            vec![Problem::field("part_size_mib", "must be from 5 to 512 (S3 parts are at least 5 MiB)")]
-        }
+        // S3 multipart parts are at least 5 MiB.
+        Problem::out_of_range("part_size_mib", self.part_size_mib, 5..=512).into_iter().collect()
     }
 
     fn sink_options(&self) -> Option<SinkOptions> {
