@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anb_pipeline::{BuildContext, ByteSink, ByteSource, ErrorCode, FileSink, FileSource, PipelineError, RunOptions, RunReport};
+use anb_pipeline::{
+    BuildContext, ByteSink, ByteSource, CancelToken, ErrorCode, FileSink, FileSource, PipelineError, RunOptions, RunReport,
+};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,6 +17,8 @@ use crate::pipeline_file;
 
 /// Exit code when the input is not a usable video (`invalid-input`, `unsupported-input`).
 pub const EXIT_BAD_INPUT: u8 = 3;
+/// Exit code after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
@@ -48,6 +52,8 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    let cancel = CancelToken::default();
+    cancel_on_signals(cancel.clone())?;
     let (source, sink) = match open_endpoints(&args) {
         Ok(endpoints) => endpoints,
         Err(e) => return Ok(fail(&args, &e)),
@@ -57,6 +63,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     let bar_for_run = bar.clone();
     let opts = RunOptions {
         ctx,
+        cancel,
         stall_timeout: Duration::from_secs(args.stall_timeout_secs),
         on_progress: Some(Box::new(move |p: &anb_pipeline::Progress| {
             if let Some(f) = p.fraction() {
@@ -84,6 +91,27 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
 
 /// The two ends of a run.
 type Endpoints = (Arc<dyn ByteSource>, Box<dyn ByteSink>);
+
+/// Ctrl-C or SIGTERM cancels the run, so the partial output is removed before exiting. The
+/// handlers are installed before this returns, so no signal slips through unhandled.
+fn cancel_on_signals(cancel: CancelToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut interrupt, mut terminate) = {
+        let _guard = rt.enter();
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+    };
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        cancel.cancel();
+    });
+    Ok(())
+}
 
 fn open_endpoints(args: &ProcessArgs) -> Result<Endpoints, PipelineError> {
     for url in [&args.input, &args.output] {
@@ -157,7 +185,9 @@ fn fail(args: &ProcessArgs, e: &PipelineError) -> ExitCode {
         out!("{}", serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } }));
     }
     eprintln!("error[{code}]: {}", e.message());
-    if code == ErrorCode::InvalidPipeline {
+    if code == ErrorCode::Cancelled {
+        ExitCode::from(EXIT_CANCELLED)
+    } else if code == ErrorCode::InvalidPipeline {
         ExitCode::from(EXIT_CONFIG)
     } else if code.is_client_fault() {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -216,3 +216,33 @@ fn a_stalled_pipeline_is_aborted() {
     assert_eq!(outcome.error_code(), Some("pipeline-stalled"), "{outcome:?}");
     assert!(!output.exists());
 }
+
+// Ctrl-C (or SIGTERM) during a run cancels it cleanly: exit 130, no output, no partial file.
+#[test]
+fn an_interrupted_run_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 30, width: 640, height: 360, ..Clip::default() });
+    let output = dir.path().join("out.mp4");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anb"))
+        .args(["process", input.to_str().unwrap(), output.to_str().unwrap()])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run has started writing its temporary output, then interrupt.
+    let started = std::time::Instant::now();
+    let partial = || {
+        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"))
+    };
+    while !partial() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(partial(), "the run started");
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("in.mp4")], "no output or partial file");
+}
