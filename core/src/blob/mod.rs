@@ -1,0 +1,120 @@
+//! Blob storage: one small trait, a local-folder backend (here) and an S3 backend (next).
+//!
+//! Objects are written by streaming a body of unknown length and become visible only when
+//! complete; they are read with random access (size + read at offset), which is what the
+//! pipeline's byte source needs; they are served to clients through expiring URLs.
+
+mod folder;
+mod presign;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::stream::BoxStream;
+
+pub use folder::FolderStore;
+pub use presign::UrlSigner;
+
+/// A key inside a store, like `uploads/0b6c….mp4`: relative, `/`-separated, no `.` or `..`
+/// segments, so a key can never name something outside the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    pub fn new(key: impl Into<String>) -> Result<Self, StorageError> {
+        let key = key.into();
+        let valid = !key.is_empty()
+            && key.len() <= 1024
+            && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\\'))
+            && !key.chars().any(char::is_control);
+        if valid {
+            Ok(BlobKey(key))
+        } else {
+            Err(StorageError::InvalidKey(key))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Storage failures with stable codes. `Unavailable` is transient: retry later.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no object `{0}`")]
+    NotFound(BlobKey),
+    #[error("`{0}` is not a valid object key")]
+    InvalidKey(String),
+    /// The body stream itself failed (a client went away mid-upload).
+    #[error("the upload stream failed: {0}")]
+    Body(io::Error),
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StorageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::NotFound(_) => "not-found",
+            StorageError::InvalidKey(_) => "invalid-key",
+            StorageError::Body(_) => "upload-interrupted",
+            StorageError::Unavailable(_) => "storage-unavailable",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+}
+
+/// A byte stream of unknown length.
+pub type Body = BoxStream<'static, io::Result<Bytes>>;
+
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Store `body` under `key`, replacing any object there. The object appears only when the
+    /// whole body is stored; on error (or if the future is dropped) nothing is left behind.
+    /// Returns the bytes stored.
+    async fn put_stream(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError>;
+
+    /// Random access to a stored object.
+    async fn open(&self, key: &BlobKey) -> Result<Arc<dyn BlobReader>, StorageError>;
+
+    /// Remove an object; removing a missing object is not an error.
+    async fn delete(&self, key: &BlobKey) -> Result<(), StorageError>;
+
+    async fn exists(&self, key: &BlobKey) -> Result<bool, StorageError>;
+
+    /// A URL that downloads the object with a plain HTTP GET until `expires_in` has passed.
+    async fn presign_get(&self, key: &BlobKey, expires_in: Duration) -> Result<String, StorageError>;
+}
+
+/// Random-access reads of one object.
+#[async_trait::async_trait]
+pub trait BlobReader: Send + Sync {
+    fn size(&self) -> u64;
+    /// Up to `len` bytes at `offset`; fewer only at the end of the object.
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_store() {
+        assert!(BlobKey::new("uploads/abc.mp4").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\\\b", "a\\nb"] {
+            assert!(BlobKey::new(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+}
