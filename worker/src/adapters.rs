@@ -1,0 +1,158 @@
+//! Blob storage as the pipeline's byte source and sink.
+//!
+//! The pipeline calls these from GStreamer's streaming threads, where blocking is how
+//! backpressure works; they bridge to the async store with the runtime's `Handle`. They must not
+//! be called from a tokio worker thread (the pipeline never does).
+
+use std::io;
+use std::sync::Arc;
+
+use anb_core::blob::{BlobKey, BlobReader, BlobStore, StorageError};
+use anb_pipeline::{ByteSink, ByteSource};
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Chunks in flight between the muxer and the store: enough to keep an upload busy, small
+/// enough that a slow store slows the muxer instead of filling memory.
+const SINK_QUEUE_CHUNKS: usize = 16;
+
+/// Random access to a stored object.
+pub struct BlobSource {
+    reader: Arc<dyn BlobReader>,
+    rt: Handle,
+}
+
+impl BlobSource {
+    pub async fn open(store: &dyn BlobStore, key: &BlobKey) -> Result<Self, StorageError> {
+        Ok(BlobSource { reader: store.open(key).await?, rt: Handle::current() })
+    }
+}
+
+impl ByteSource for BlobSource {
+    fn size(&self) -> u64 {
+        self.reader.size()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.rt.block_on(self.reader.read_at(offset, len)).map(|b| b.to_vec()).map_err(io::Error::other)
+    }
+}
+
+/// A streaming put fed by the pipeline's output. The object appears when `finish` returns;
+/// `abort` (or a failed run) leaves nothing behind.
+pub struct BlobSink {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    put: JoinHandle<Result<u64, StorageError>>,
+    rt: Handle,
+}
+
+impl BlobSink {
+    /// Start the put; call from inside the runtime.
+    pub fn start(store: Arc<dyn BlobStore>, key: BlobKey) -> Self {
+        let (tx, rx) = mpsc::channel(SINK_QUEUE_CHUNKS);
+        let body = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let put = tokio::spawn(async move { store.put_stream(&key, body).await });
+        BlobSink { tx, put, rt: Handle::current() }
+    }
+
+    fn wait(self) -> Result<u64, StorageError> {
+        let BlobSink { tx, put, rt } = self;
+        drop(tx); // end of body
+        rt.block_on(put).map_err(|e| StorageError::Unavailable(format!("the upload task failed: {e}")))?
+    }
+}
+
+impl ByteSink for BlobSink {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        // A closed channel means the put already failed; `finish` reports why.
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<u64> {
+        self.wait().map_err(io::Error::other)
+    }
+
+    fn abort(self: Box<Self>) -> io::Result<()> {
+        // An error item makes the store discard what it has.
+        let _ = self.tx.blocking_send(Err(io::Error::other("the run failed")));
+        match self.wait() {
+            Ok(_) => Err(io::Error::other("the store kept an aborted upload")),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anb_core::blob::{FolderStore, UrlSigner};
+    use anb_pipeline::{BuildContext, ErrorCode, Pipeline, RunOptions};
+    use std::path::{Path, PathBuf};
+
+    fn repo_root() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    }
+
+    fn showcase() -> Arc<Pipeline> {
+        let text = std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap();
+        let ctx = BuildContext { base_dir: Some(repo_root()), ..BuildContext::default() };
+        Arc::new(Pipeline::load(&text, "pipeline.toml", &anb_stages::registry(), &[], &ctx).unwrap())
+    }
+
+    fn generate_clip(path: &Path) {
+        let desc = format!(
+            "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=160,height=120,framerate=10/1 \
+             ! x264enc speed-preset=ultrafast ! h264parse ! mp4mux ! filesink location={}",
+            path.display()
+        );
+        let status = std::process::Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(desc.split_whitespace())
+            .status()
+            .expect("gst-launch-1.0 runs");
+        assert!(status.success());
+    }
+
+    fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in std::fs::read_dir(dir).unwrap() {
+            let sub = sub.unwrap().path();
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap().path();
+                out.push(f.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    // The worker's path: object in, pipeline, object out, all through the blob store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clip_goes_from_store_to_store_and_a_failure_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(FolderStore::new(dir.path(), UrlSigner::new("k", "http://x/files")));
+        std::fs::create_dir_all(dir.path().join("uploads")).unwrap();
+        generate_clip(&dir.path().join("uploads/v1.mp4"));
+        let (input, output) = (BlobKey::new("uploads/v1.mp4").unwrap(), BlobKey::new("processed/v1.mp4").unwrap());
+
+        let source = Arc::new(BlobSource::open(store.as_ref(), &input).await.unwrap());
+        let sink = Box::new(BlobSink::start(store.clone(), output.clone()));
+        let report = showcase().run(source, sink, RunOptions::default()).await.unwrap();
+        let stored = store.open(&output).await.unwrap().size();
+        assert_eq!(stored, report.bytes_written);
+        let head = store.open(&output).await.unwrap().read_at(4, 4).await.unwrap();
+        assert_eq!(&head[..], b"ftyp", "an MP4 was stored");
+
+        // Not a video: the run fails, and the aborted put leaves no object and no partial file.
+        store.put_stream(&BlobKey::new("uploads/v2.mp4").unwrap(), Box::pin(tokio_stream::iter(vec![Ok(Bytes::from_static(&[7u8; 4096]))]))).await.unwrap();
+        let source = Arc::new(BlobSource::open(store.as_ref(), &BlobKey::new("uploads/v2.mp4").unwrap()).await.unwrap());
+        let sink = Box::new(BlobSink::start(store.clone(), BlobKey::new("processed/v2.mp4").unwrap()));
+        let err = showcase().run(source, sink, RunOptions::default()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert_eq!(files_under(dir.path()), ["processed/v1.mp4", "uploads/v1.mp4", "uploads/v2.mp4"]);
+    }
+}
