@@ -89,8 +89,11 @@ mod tests {
         let url = signer.sign(&key, Duration::from_secs(60), now);
         assert!(url.starts_with("http://127.0.0.1:8000/files/processed/a.mp4?expires=1000060&sig="), "{url}");
         let (expires, sig) = query(&url);
-        assert!(signer.verify(&key, expires, &sig, now + Duration::from_secs(59)));
-        assert!(!signer.verify(&key, expires, &sig, now + Duration::from_secs(60)), "expired");
+        // The clock is injected: these are instants, not measured durations.
+        let last_valid_second = now + Duration::from_secs(59);
+        let expiry = now + Duration::from_secs(60);
+        assert!(signer.verify(&key, expires, &sig, last_valid_second));
+        assert!(!signer.verify(&key, expires, &sig, expiry), "expired");
         assert!(!signer.verify(&key, expires + 3600, &sig, now), "a later expiry is not signed");
         assert!(!signer.verify(&BlobKey::new("processed/b.mp4").unwrap(), expires, &sig, now), "another key");
         assert!(!UrlSigner::new("other", "x").verify(&key, expires, &sig, now), "another secret");
