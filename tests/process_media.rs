@@ -46,10 +46,7 @@ fn long_clip_with_index_at_end_becomes_the_showcase_output() {
 
 #[test]
 fn short_clip_keeps_its_length() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 5, ..Clip::default() });
-    process(&input, &output, None, &[]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 5, ..Clip::default() }, &[]);
     let p = probe(&output);
     let v = Probe::duration(p.video());
     assert!((v - 5.0).abs() < 0.15, "5 s in, {v} s out");
@@ -58,10 +55,7 @@ fn short_clip_keeps_its_length() {
 
 #[test]
 fn four_by_three_is_pillarboxed() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 2, width: 160, height: 120, pattern: "white", ..Clip::default() });
-    process(&input, &output, None, &[]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 2, width: 160, height: 120, pattern: "white", ..Clip::default() }, &[]);
     let f = frame_at(&output, 1.0);
     assert_eq!((f.width, f.height), (1280, 720));
     // 4:3 in 16:9: the picture is 960 wide, bars of 160 on each side.
@@ -72,10 +66,7 @@ fn four_by_three_is_pillarboxed() {
 
 #[test]
 fn cinema_21_by_9_is_letterboxed() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 2, width: 336, height: 144, pattern: "white", ..Clip::default() });
-    process(&input, &output, None, &[]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 2, width: 336, height: 144, pattern: "white", ..Clip::default() }, &[]);
     let f = frame_at(&output, 1.0);
     // 21:9 in 16:9: the picture is about 549 high, bars of about 85 above and below.
     assert!(f.is_black(640, 30) && f.is_black(640, 690), "top and bottom bars are black");
@@ -141,10 +132,7 @@ fn rotated_phone_clips_come_out_upright() {
 
 #[test]
 fn clip_without_audio_gives_video_only_output() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 3, audio: false, ..Clip::default() });
-    process(&input, &output, None, &[]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 3, audio: false, ..Clip::default() }, &[]);
     let p = probe(&output);
     assert!(p.audio().is_none());
     assert!((Probe::duration(p.video()) - 3.0).abs() < 0.15);
@@ -152,20 +140,14 @@ fn clip_without_audio_gives_video_only_output() {
 
 #[test]
 fn audio_strip_removes_the_sound() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 2, ..Clip::default() });
-    process(&input, &output, None, &[("ANB_STAGE_AUDIO_MODE", "strip")]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 2, ..Clip::default() }, &[("ANB_STAGE_AUDIO_MODE", "strip")]);
     assert!(probe(&output).audio().is_none());
 }
 
 // The showcase watermark: text bottom-right, logo top-left; nothing else on a black clip.
 #[test]
 fn watermark_marks_its_corners_and_nothing_else() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 2, width: 320, height: 180, pattern: "black", ..Clip::default() });
-    process(&input, &output, None, &[]).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 2, width: 320, height: 180, pattern: "black", ..Clip::default() }, &[]);
     let f = frame_at(&output, 1.0);
     let marked = |x0: u32, y0: u32, x1: u32, y1: u32| {
         (y0..y1).step_by(2).flat_map(|y| (x0..x1).step_by(2).map(move |x| (x, y))).filter(|&(x, y)| !f.is_black(x, y)).count()
@@ -178,11 +160,8 @@ fn watermark_marks_its_corners_and_nothing_else() {
 
 #[test]
 fn trim_window_can_start_later_and_env_overrides_apply() {
-    let dir = tmp();
-    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
-    generate(&input, &Clip { secs: 8, ..Clip::default() });
     let env = [("ANB_STAGE_TRIM_START_SECS", "2"), ("ANB_STAGE_TRIM_MAX_DURATION_SECS", "4.5")];
-    process(&input, &output, None, &env).assert_ok();
+    let (_dir, output) = showcase(&Clip { secs: 8, ..Clip::default() }, &env);
     let p = probe(&output);
     let (v, a) = (Probe::duration(p.video()), Probe::duration(p.audio().unwrap()));
     assert!((v - 4.5).abs() < 0.15, "video {v} s");

@@ -138,6 +138,16 @@ pub fn process(input: &Path, output: &Path, pipeline: Option<&Path>, env: &[(&st
     Outcome { exit, json, stderr }
 }
 
+/// Generate `clip`, run it through the showcase pipeline (`pipeline.toml`) with `env`, and
+/// return the output path with the folder that holds it (keep the folder alive while using it).
+pub fn showcase(clip: &Clip, env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, clip);
+    process(&input, &output, None, env).assert_ok();
+    (dir, output)
+}
+
 /// Streams as ffprobe sees them.
 #[derive(Debug)]
 pub struct Probe {
