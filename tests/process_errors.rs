@@ -68,12 +68,7 @@ fn audio_only_file_is_invalid_input() {
 #[test]
 fn truncated_file_without_its_index_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full.mp4");
-    generate(&full, &Clip { secs: 4, ..Clip::default() });
-    let bytes = std::fs::read(&full).unwrap();
-    let input = dir.path().join("cut.mp4");
-    std::fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
-    std::fs::remove_file(&full).unwrap();
+    let input = truncated(dir.path(), &Clip { secs: 4, ..Clip::default() }, 0.5);
     assert_rejected(&input, "invalid-input");
 }
 
@@ -82,13 +77,19 @@ fn truncated_file_without_its_index_is_invalid_input() {
 #[test]
 fn truncated_file_with_its_index_first_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full.mp4");
-    generate(&full, &Clip { secs: 4, index_at_end: false, ..Clip::default() });
-    let bytes = std::fs::read(&full).unwrap();
-    let input = dir.path().join("cut.mp4");
-    std::fs::write(&input, &bytes[..bytes.len() * 6 / 10]).unwrap();
-    std::fs::remove_file(&full).unwrap();
+    let input = truncated(dir.path(), &Clip { secs: 4, index_at_end: false, ..Clip::default() }, 0.6);
     assert_rejected(&input, "invalid-input");
+}
+
+/// `cut.mp4` in `dir`: the first `fraction` of a generated clip, as an interrupted upload.
+fn truncated(dir: &Path, clip: &Clip, fraction: f64) -> std::path::PathBuf {
+    let full = dir.join("full.mp4");
+    generate(&full, clip);
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::remove_file(&full).unwrap();
+    let input = dir.join("cut.mp4");
+    std::fs::write(&input, &bytes[..(bytes.len() as f64 * fraction) as usize]).unwrap();
+    input
 }
 
 // A video in a codec no installed plugin decodes (the sample entry of a real H.264 MP4 renamed
