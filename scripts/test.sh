@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Run every test. Later issues add the services the tests need (PostgreSQL, moto) here: each is
-# started if it is not running and stopped afterwards if this script started it.
+# Run every test against real services: PostgreSQL and moto (S3 + SQS) on loopback, started by
+# scripts/services.sh if they are not running and stopped afterwards if this script started them.
+# Each test that needs PostgreSQL makes its own database (anb_t_*); leftovers are dropped here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUST_BACKTRACE=1
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+drop_test_databases() {
+  psql "$ANB_TEST_POSTGRES_URL" -tAc "select datname from pg_database where datname like 'anb\_t\_%'" 2>/dev/null |
+    while read -r db; do psql "$ANB_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)" || true; done
+}
+cleanup() {
+  drop_test_databases || true
+  scripts/services.sh stop
+  rm -f "$log"
+}
+scripts/services.sh start
+trap cleanup EXIT
+# shellcheck source=/dev/null
+source target/test-services.env
+drop_test_databases
 status=0
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary, the last often empty).

@@ -1,10 +1,20 @@
 //! anb-core: settings, the domain model, the database store, blob storage and the job queue
 //! shared by web and worker. Knows nothing about GStreamer or HTTP.
 //!
-//! So far: [`settings`] and [`blob`] storage with its local-folder backend. The S3 backend, the
-//! database store and the job queue come with the rest of issue 3.
+//! Each abstraction has a production backend and an embedded one, and one conformance suite
+//! (`core/tests/`) runs against both:
+//! - [`store::Store`]: PostgreSQL or SQLite ([`db::Db`]), migrations per backend;
+//! - [`blob::BlobStore`]: S3 or a local folder;
+//! - [`queue::JobQueue`]: SQS or a queue table in the same database.
 
+pub mod aws;
 pub mod blob;
+pub mod db;
+pub mod model;
+pub mod queue;
 pub mod settings;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use settings::{QueueUrl, Settings, SettingsError, StorageUrl};

@@ -86,7 +86,7 @@ impl BlobStore for FolderStore {
                 _ => unavailable(e),
             })?;
         let size = file.metadata().map_err(unavailable)?.len();
-        Ok(Arc::new(FolderReader { file: Arc::new(file), size }))
+        Ok(Arc::new(FolderReader { file: Arc::new(file), size, read: Arc::new(AtomicU64::new(0)) }))
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), StorageError> {
@@ -108,6 +108,7 @@ impl BlobStore for FolderStore {
 struct FolderReader {
     file: Arc<std::fs::File>,
     size: u64,
+    read: Arc<AtomicU64>,
 }
 
 #[async_trait::async_trait]
@@ -116,9 +117,14 @@ impl BlobReader for FolderReader {
         self.size
     }
 
+    fn bytes_fetched(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
         let len = len.min(self.size.saturating_sub(offset) as usize);
         let file = self.file.clone();
+        let read = self.read.clone();
         tokio::task::spawn_blocking(move || {
             let mut buf = vec![0; len];
             let mut filled = 0;
@@ -129,6 +135,7 @@ impl BlobReader for FolderReader {
                 }
             }
             buf.truncate(filled);
+            read.fetch_add(filled as u64, Ordering::Relaxed);
             Ok::<_, std::io::Error>(Bytes::from(buf))
         })
         .await

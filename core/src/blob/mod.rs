@@ -1,11 +1,13 @@
-//! Blob storage: one small trait, a local-folder backend (here) and an S3 backend (next).
+//! Blob storage: one small trait, a local-folder backend and an S3 backend.
 //!
 //! Objects are written by streaming a body of unknown length and become visible only when
 //! complete; they are read with random access (size + read at offset), which is what the
 //! pipeline's byte source needs; they are served to clients through expiring URLs.
 
+mod cache;
 mod folder;
 mod presign;
+mod s3;
 
 use std::io;
 use std::sync::Arc;
@@ -14,7 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::stream::BoxStream;
 
+pub use cache::{CacheConfig, CachedReader, RangeFetch};
 pub use folder::FolderStore;
+pub use s3::{S3Options, S3Store};
 pub use presign::UrlSigner;
 
 /// A key inside a store, like `uploads/0b6c….mp4`: relative, `/`-separated, no `.` or `..`
@@ -59,6 +63,9 @@ pub enum StorageError {
     Body(io::Error),
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The service refused the request (access denied, no such bucket): retrying will not help.
+    #[error("storage refused the request: {0}")]
+    Rejected(String),
 }
 
 impl StorageError {
@@ -68,6 +75,7 @@ impl StorageError {
             StorageError::InvalidKey(_) => "invalid-key",
             StorageError::Body(_) => "upload-interrupted",
             StorageError::Unavailable(_) => "storage-unavailable",
+            StorageError::Rejected(_) => "storage-rejected",
         }
     }
 
@@ -102,6 +110,9 @@ pub trait BlobStore: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait BlobReader: Send + Sync {
     fn size(&self) -> u64;
+    /// Bytes fetched from the backend so far (with block rounding and read-ahead, which may
+    /// exceed what was asked for): what the storage bill and the network see.
+    fn bytes_fetched(&self) -> u64;
     /// Up to `len` bytes at `offset`; fewer only at the end of the object.
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StorageError>;
 }

@@ -1,0 +1,429 @@
+//! The database store: users, videos and votes behind one trait, with one implementation whose
+//! SQL runs on PostgreSQL and SQLite alike (see [`crate::db`]).
+//!
+//! Every status change is a conditional update that names the states it may leave, and every
+//! write of a processing attempt carries the attempt number as a fencing token: a late or
+//! duplicate writer finds no row to update instead of moving a video backwards.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{is_transient, on_pool, Db};
+use crate::model::{NewUser, NewVideo, Page, PublicVideo, RankingRow, StartOutcome, User, Video, VideoStatus};
+
+/// Why a write was refused by the data's own rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    DuplicateEmail,
+    AlreadyVoted,
+    /// Votes go to completed videos only.
+    NotCompleted,
+    /// A video with votes cannot be deleted.
+    HasVotes,
+    /// A foreign key points nowhere (a video for an unknown user, say).
+    MissingReference,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("not found")]
+    NotFound,
+    /// The database cannot be reached or is overloaded: retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict(_) => "conflict",
+            StoreError::NotFound => "not-found",
+            StoreError::Unavailable(_) => "database-unavailable",
+            StoreError::Other(_) => "database-error",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    // The only unique constraints are the e-mail and the vote's primary key.
+                    let on_votes = db.constraint().is_some_and(|c| c.contains("votes")) || db.message().contains("votes");
+                    return StoreError::Conflict(if on_votes { Conflict::AlreadyVoted } else { Conflict::DuplicateEmail });
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::Conflict(Conflict::MissingReference),
+                // SQLite reports an `ON DELETE RESTRICT` refusal with an extended code (1811,
+                // SQLITE_CONSTRAINT_TRIGGER) that sqlx does not classify.
+                _ if db.message().contains("FOREIGN KEY constraint failed") => {
+                    return StoreError::Conflict(Conflict::MissingReference)
+                }
+                _ => {}
+            }
+        }
+        if is_transient(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `Conflict(DuplicateEmail)` when the address (in any case) is taken.
+    async fn create_user(&self, new: NewUser) -> StoreResult<User>;
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    async fn create_video(&self, new: NewVideo) -> StoreResult<Video>;
+    async fn video(&self, id: Uuid) -> StoreResult<Option<Video>>;
+    /// A user's videos, newest first.
+    async fn videos_of(&self, user_id: Uuid) -> StoreResult<Vec<Video>>;
+    /// Delete and return the row (its blob keys are the caller's to remove).
+    /// `Conflict(HasVotes)` when it has votes; `None` when there was no such video.
+    async fn delete_video(&self, id: Uuid) -> StoreResult<Option<Video>>;
+
+    /// A direct upload arrived: record its size. Only while `pending` and unconfirmed.
+    async fn confirm_upload(&self, id: Uuid, size: i64) -> StoreResult<bool>;
+    /// The job message was sent.
+    async fn mark_enqueued(&self, id: Uuid) -> StoreResult<()>;
+    /// Confirmed uploads still `pending` and never enqueued, uploaded before `before`: the sweep
+    /// re-enqueues them.
+    async fn unqueued_videos(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>>;
+
+    /// Start a processing attempt: `pending`, `processing` (a redelivery after a lost worker) or
+    /// a `failed` whose failure was transient move to `processing`, counting the attempt.
+    async fn start_processing(&self, id: Uuid) -> StoreResult<StartOutcome>;
+    /// Progress of the current attempt (ignored when `attempt` is no longer current).
+    async fn set_progress(&self, id: Uuid, attempt: i32, progress: f64) -> StoreResult<bool>;
+    /// `processing → completed` for the current attempt.
+    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str) -> StoreResult<bool>;
+    /// `processing → failed` for the current attempt, with a stable code.
+    async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool>;
+    /// `processing → pending` for the current attempt: a transient failure, the job will be retried.
+    async fn retry_later(&self, id: Uuid, attempt: i32, code: &str, message: &str) -> StoreResult<bool>;
+
+    /// Completed videos, newest first.
+    async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>>;
+    /// One vote per user per video, completed videos only; returns the video's new total.
+    async fn vote(&self, video_id: Uuid, user_id: Uuid) -> StoreResult<i64>;
+    /// Players by votes on their completed videos (most first; ties by name, then id), and the
+    /// number of ranked players.
+    async fn rankings(&self, city: Option<&str>, page: Page) -> StoreResult<(Vec<RankingRow>, i64)>;
+
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// The one [`Store`] implementation, on PostgreSQL or SQLite.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    pub fn new(db: Db) -> Self {
+        SqlStore { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+const VIDEO_COLUMNS: &str = "v.id, v.user_id, v.title, v.description, v.status, v.original_key, v.original_size,
+    v.processed_key, v.error_code, v.error_message, v.error_retryable, v.attempts, v.progress,
+    v.uploaded_at, v.processed_at, v.enqueued_at, v.updated_at,
+    (SELECT count(*) FROM votes WHERE votes.video_id = v.id) AS votes";
+
+fn select_videos(condition: &str) -> String {
+    format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE {condition}")
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name, city, country, created_at";
+
+/// Players ranked by votes on their completed videos. Players with a completed video and no
+/// votes yet are ranked too (with 0), so a new player can find themself.
+const RANKED_PLAYERS: &str = "SELECT u.id AS user_id, u.first_name, u.last_name, u.city, u.country,
+        count(vo.video_id) AS votes
+    FROM users u
+    JOIN videos v ON v.user_id = u.id AND v.status = 'completed'
+    LEFT JOIN votes vo ON vo.video_id = v.id
+    WHERE ($1 IS NULL OR lower(u.city) = lower($1))
+    GROUP BY u.id, u.first_name, u.last_name, u.city, u.country";
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        let sql = format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {USER_COLUMNS}"
+        );
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql)
+            .bind(Uuid::new_v4())
+            .bind(new.email.trim())
+            .bind(&new.password_hash)
+            .bind(&new.first_name)
+            .bind(&new.last_name)
+            .bind(&new.city)
+            .bind(&new.country)
+            .bind(now())
+            .fetch_one(pool)
+            .await?))
+    }
+
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)");
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(email.trim()).fetch_optional(pool).await?))
+    }
+
+    async fn create_video(&self, new: NewVideo) -> StoreResult<Video> {
+        let at = now();
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO videos (id, user_id, title, description, status, original_key, original_size,
+                    uploaded_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)",
+            )
+            .bind(new.id)
+            .bind(new.user_id)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(&new.original_key)
+            .bind(new.original_size)
+            .bind(at)
+            .execute(pool)
+            .await?;
+        });
+        self.video(new.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn video(&self, id: Uuid) -> StoreResult<Option<Video>> {
+        let sql = select_videos("v.id = $1");
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    async fn videos_of(&self, user_id: Uuid) -> StoreResult<Vec<Video>> {
+        let sql = select_videos("v.user_id = $1 ORDER BY v.uploaded_at DESC, v.id");
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await?))
+    }
+
+    async fn delete_video(&self, id: Uuid) -> StoreResult<Option<Video>> {
+        let Some(video) = self.video(id).await? else { return Ok(None) };
+        let deleted = on_pool!(&self.db, pool => sqlx::query("DELETE FROM videos WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()));
+        match deleted {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(video)),
+            // The votes' foreign key refuses: the video has votes.
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict(Conflict::MissingReference) => Err(StoreError::Conflict(Conflict::HasVotes)),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn confirm_upload(&self, id: Uuid, size: i64) -> StoreResult<bool> {
+        on_pool!(&self.db, pool => Ok(sqlx::query(
+            "UPDATE videos SET original_size = $2, updated_at = $3
+             WHERE id = $1 AND status = 'pending' AND original_size IS NULL",
+        )
+        .bind(id)
+        .bind(size)
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+    }
+
+    async fn mark_enqueued(&self, id: Uuid) -> StoreResult<()> {
+        on_pool!(&self.db, pool => sqlx::query("UPDATE videos SET enqueued_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    async fn unqueued_videos(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>> {
+        on_pool!(&self.db, pool => Ok(sqlx::query_scalar(
+            "SELECT id FROM videos
+             WHERE status = 'pending' AND enqueued_at IS NULL AND original_size IS NOT NULL AND uploaded_at < $1
+             ORDER BY uploaded_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    async fn start_processing(&self, id: Uuid) -> StoreResult<StartOutcome> {
+        let started: Option<i32> = on_pool!(&self.db, pool => sqlx::query_scalar(
+            "UPDATE videos SET status = 'processing', attempts = attempts + 1, progress = 0, updated_at = $2
+             WHERE id = $1 AND original_size IS NOT NULL
+               AND (status IN ('pending', 'processing') OR (status = 'failed' AND error_retryable))
+             RETURNING attempts",
+        )
+        .bind(id)
+        .bind(now())
+        .fetch_optional(pool)
+        .await?);
+        let video = self.video(id).await?;
+        Ok(match (started, video) {
+            (Some(attempt), Some(video)) => StartOutcome::Started { attempt, video: Box::new(video) },
+            (_, None) => StartOutcome::Missing,
+            (None, Some(v)) if v.status == VideoStatus::Completed => StartOutcome::AlreadyCompleted,
+            (None, Some(v)) if v.status == VideoStatus::Failed => StartOutcome::PermanentlyFailed,
+            // Pending without a confirmed upload: nothing to process.
+            (None, Some(_)) => StartOutcome::Missing,
+        })
+    }
+
+    async fn set_progress(&self, id: Uuid, attempt: i32, progress: f64) -> StoreResult<bool> {
+        on_pool!(&self.db, pool => Ok(sqlx::query(
+            "UPDATE videos SET progress = $3, updated_at = $4
+             WHERE id = $1 AND attempts = $2 AND status = 'processing'",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+    }
+
+    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str) -> StoreResult<bool> {
+        let at = now();
+        on_pool!(&self.db, pool => Ok(sqlx::query(
+            "UPDATE videos SET status = 'completed', processed_key = $3, progress = 1, processed_at = $4,
+                error_code = NULL, error_message = NULL, error_retryable = false, updated_at = $4
+             WHERE id = $1 AND attempts = $2 AND status = 'processing'",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(processed_key)
+        .bind(at)
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+    }
+
+    async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool> {
+        self.leave_processing(id, attempt, VideoStatus::Failed, code, message, retryable).await
+    }
+
+    async fn retry_later(&self, id: Uuid, attempt: i32, code: &str, message: &str) -> StoreResult<bool> {
+        self.leave_processing(id, attempt, VideoStatus::Pending, code, message, true).await
+    }
+
+    async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>> {
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(
+            "SELECT v.id, v.title, v.processed_key, u.first_name, u.last_name, u.city, u.country, v.uploaded_at,
+                (SELECT count(*) FROM votes WHERE votes.video_id = v.id) AS votes
+             FROM videos v JOIN users u ON u.id = v.user_id
+             WHERE v.status = 'completed'
+             ORDER BY v.uploaded_at DESC, v.id
+             LIMIT $1 OFFSET $2",
+        )
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(pool)
+        .await?))
+    }
+
+    async fn vote(&self, video_id: Uuid, user_id: Uuid) -> StoreResult<i64> {
+        let inserted = on_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO votes (video_id, user_id, created_at)
+             SELECT id, $2, $3 FROM videos WHERE id = $1 AND status = 'completed'",
+        )
+        .bind(video_id)
+        .bind(user_id)
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if inserted == 0 {
+            return Err(match self.video(video_id).await? {
+                None => StoreError::NotFound,
+                Some(_) => StoreError::Conflict(Conflict::NotCompleted),
+            });
+        }
+        on_pool!(&self.db, pool => Ok(sqlx::query_scalar("SELECT count(*) FROM votes WHERE video_id = $1")
+            .bind(video_id)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    async fn rankings(&self, city: Option<&str>, page: Page) -> StoreResult<(Vec<RankingRow>, i64)> {
+        let rows_sql = format!(
+            "{RANKED_PLAYERS} ORDER BY votes DESC, lower(u.first_name), lower(u.last_name), u.id LIMIT $2 OFFSET $3"
+        );
+        let count_sql = format!("SELECT count(*) FROM ({RANKED_PLAYERS}) AS ranked");
+        on_pool!(&self.db, pool => {
+            let rows = sqlx::query_as(&rows_sql)
+                .bind(city)
+                .bind(page.limit())
+                .bind(page.offset())
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar(&count_sql).bind(city).fetch_one(pool).await?;
+            Ok((rows, total))
+        })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(self.db.ping().await?)
+    }
+}
+
+impl SqlStore {
+    async fn leave_processing(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        to: VideoStatus,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) -> StoreResult<bool> {
+        on_pool!(&self.db, pool => Ok(sqlx::query(
+            "UPDATE videos SET status = $3, error_code = $4, error_message = $5, error_retryable = $6,
+                updated_at = $7
+             WHERE id = $1 AND attempts = $2 AND status = 'processing'",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(to.as_str())
+        .bind(code)
+        .bind(message)
+        .bind(retryable)
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+    }
+}

@@ -1,0 +1,104 @@
+//! Real services for tests (feature `testing`): a fresh PostgreSQL database per call, a SQLite
+//! file, a fresh bucket and queues in moto. `make test` starts the services and exports:
+//! `ANB_TEST_POSTGRES_URL` (an admin URL), `AWS_ENDPOINT_URL` and dummy credentials. Without
+//! them these helpers fail loudly: a test that needs a service never passes by skipping.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use uuid::Uuid;
+
+use crate::blob::{S3Options, S3Store};
+use crate::db::Db;
+use crate::queue::{SqsQueue, MAX_RECEIVES};
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("ANB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A new, empty, migrated PostgreSQL database (`anb_t_*`; `make test` drops them afterwards).
+/// Returns its URL too, for tests that open more connections.
+pub async fn postgres() -> (Db, String) {
+    let admin_url = postgres_admin_url();
+    let admin = Db::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} (set ANB_TEST_POSTGRES_URL, or run `make test`): {e}"));
+    let name = format!("anb_t_{}", Uuid::new_v4().simple());
+    let Db::Postgres(pool) = &admin else { panic!("ANB_TEST_POSTGRES_URL is not a PostgreSQL URL") };
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.expect("create a test database");
+    admin.close().await;
+    let url = with_database(&admin_url, &name);
+    let db = Db::connect(&url).await.expect("connect to the test database");
+    db.migrate().await.expect("migrate the test database");
+    (db, url)
+}
+
+/// A new, migrated SQLite database in `dir`.
+pub async fn sqlite(dir: &std::path::Path) -> Db {
+    let db = Db::connect(&format!("sqlite://{}/anb.db", dir.display())).await.expect("open SQLite");
+    db.migrate().await.expect("migrate SQLite");
+    db
+}
+
+/// The SDK configuration for moto, with a short timeout.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run `make test`, or start moto and point AWS_ENDPOINT_URL at it"
+    );
+    crate::aws::sdk_config(Duration::from_secs(15)).await
+}
+
+/// A fresh bucket, and a store on it under `prefix`.
+pub async fn s3_store(config: &aws_config::SdkConfig, options: S3Options) -> S3Store {
+    let client = S3Store::client(config);
+    let bucket = format!("anb-t-{}", Uuid::new_v4().simple());
+    client.create_bucket().bucket(&bucket).send().await.expect("create a test bucket");
+    S3Store::new(client, bucket, "clips", options)
+}
+
+/// A fresh queue with a dead-letter queue after [`MAX_RECEIVES`], as the template makes them.
+/// Returns (queue, dead-letter queue).
+pub async fn sqs_queues(config: &aws_config::SdkConfig) -> (SqsQueue, SqsQueue) {
+    let client = SqsQueue::client(config);
+    let name = format!("anb-t-{}", Uuid::new_v4().simple());
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("create a dead-letter queue")
+        .queue_url
+        .expect("queue url");
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("dead-letter queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue arn");
+    let policy = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string() });
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .expect("create a queue")
+        .queue_url
+        .expect("queue url");
+    (SqsQueue::new(client.clone(), url), SqsQueue::new(client, dlq_url))
+}

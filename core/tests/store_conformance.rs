@@ -1,0 +1,283 @@
+//! The database store's conformance suite, run on PostgreSQL and on SQLite.
+
+mod support;
+
+use anb_core::db::Db;
+use anb_core::model::{NewUser, NewVideo, Page, StartOutcome, VideoStatus};
+use anb_core::store::{Conflict, SqlStore, Store, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+on_both_databases!(
+    users_are_unique_by_email_in_any_case,
+    videos_belong_to_existing_users_and_list_newest_first,
+    a_video_with_votes_cannot_be_deleted,
+    status_moves_forward_only_and_late_writers_are_fenced,
+    transient_failures_can_be_retried_permanent_ones_cannot,
+    votes_are_once_per_user_and_for_completed_videos_only,
+    rankings_order_ties_filter_by_city_and_paginate,
+    public_listing_shows_completed_videos_only,
+    the_sweep_finds_confirmed_uploads_that_were_never_enqueued,
+    migrations_run_twice_without_harm,
+);
+
+fn new_user(email: &str, first: &str, city: &str) -> NewUser {
+    NewUser {
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        first_name: first.into(),
+        last_name: "Player".into(),
+        city: city.into(),
+        country: "Colombia".into(),
+    }
+}
+
+fn new_video(user_id: Uuid) -> NewVideo {
+    let id = Uuid::new_v4();
+    NewVideo {
+        id,
+        user_id,
+        title: format!("clip {id}"),
+        description: Some("a dunk".into()),
+        original_key: format!("uploads/{id}.mp4"),
+        original_size: Some(1234),
+    }
+}
+
+async fn user(store: &SqlStore, email: &str, first: &str, city: &str) -> Uuid {
+    store.create_user(new_user(email, first, city)).await.unwrap().id
+}
+
+/// A video taken all the way to `completed`.
+async fn completed_video(store: &SqlStore, user_id: Uuid) -> Uuid {
+    let video = store.create_video(new_video(user_id)).await.unwrap();
+    let StartOutcome::Started { attempt, .. } = store.start_processing(video.id).await.unwrap() else {
+        panic!("a pending video starts")
+    };
+    assert!(store.complete(video.id, attempt, &format!("processed/{}.mp4", video.id)).await.unwrap());
+    video.id
+}
+
+async fn users_are_unique_by_email_in_any_case(db: Db) {
+    let store = SqlStore::new(db);
+    let created = store.create_user(new_user("Ana@Example.com", "Ana", "Bogotá")).await.unwrap();
+    assert_eq!(created.email, "Ana@Example.com");
+    assert_eq!(created.display_name(), "Ana Player");
+    let err = store.create_user(new_user("ana@example.COM", "Other", "Cali")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::DuplicateEmail)), "{err:?}");
+    let found = store.user_by_email("ANA@example.com").await.unwrap().expect("found in any case");
+    assert_eq!(found, created);
+    assert_eq!(store.user(created.id).await.unwrap(), Some(created));
+    assert_eq!(store.user(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(store.user_by_email("nobody@example.com").await.unwrap(), None);
+}
+
+async fn videos_belong_to_existing_users_and_list_newest_first(db: Db) {
+    let store = SqlStore::new(db);
+    let err = store.create_video(new_video(Uuid::new_v4())).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::MissingReference)), "{err:?}");
+
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let other = user(&store, "other@example.com", "Other", "Cali").await;
+    let first = store.create_video(new_video(owner)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = store.create_video(new_video(owner)).await.unwrap();
+    store.create_video(new_video(other)).await.unwrap();
+
+    assert_eq!(first.status, VideoStatus::Pending);
+    assert_eq!((first.attempts, first.votes, first.progress), (0, 0, 0.0));
+    assert_eq!(first.description.as_deref(), Some("a dunk"));
+    let mine: Vec<Uuid> = store.videos_of(owner).await.unwrap().into_iter().map(|v| v.id).collect();
+    assert_eq!(mine, vec![second.id, first.id], "newest first, only the owner's");
+
+    let deleted = store.delete_video(first.id).await.unwrap().expect("deleted");
+    assert_eq!(deleted.original_key, first.original_key, "the caller gets the keys to remove");
+    assert_eq!(store.video(first.id).await.unwrap(), None);
+    assert_eq!(store.delete_video(first.id).await.unwrap(), None, "deleting twice finds nothing");
+}
+
+async fn a_video_with_votes_cannot_be_deleted(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let fan = user(&store, "fan@example.com", "Fan", "Cali").await;
+    let video = completed_video(&store, owner).await;
+    store.vote(video, fan).await.unwrap();
+    let err = store.delete_video(video).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::HasVotes)), "{err:?}");
+    assert_eq!(store.video(video).await.unwrap().expect("still there").votes, 1);
+}
+
+async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let video = store.create_video(new_video(owner)).await.unwrap().id;
+
+    let StartOutcome::Started { attempt: first, .. } = store.start_processing(video).await.unwrap() else { panic!() };
+    assert_eq!(first, 1);
+    assert!(store.set_progress(video, first, 0.4).await.unwrap());
+    // The first worker vanished; the message came back and a second worker took it.
+    let StartOutcome::Started { attempt: second, video: row } = store.start_processing(video).await.unwrap() else {
+        panic!("a redelivery of a processing video starts a new attempt")
+    };
+    assert_eq!((second, row.attempts, row.progress), (2, 2, 0.0));
+    // The first worker's late writes find nothing to update.
+    assert!(!store.set_progress(video, first, 0.9).await.unwrap());
+    assert!(!store.fail(video, first, "pipeline-stalled", "late", true).await.unwrap());
+    assert!(!store.complete(video, first, "processed/x.mp4").await.unwrap());
+
+    assert!(store.complete(video, second, &format!("processed/{video}.mp4")).await.unwrap());
+    let done = store.video(video).await.unwrap().unwrap();
+    assert_eq!((done.status, done.progress), (VideoStatus::Completed, 1.0));
+    assert!(done.processed_at.is_some());
+    // A duplicate message for a completed video does no work, and nothing moves it back.
+    assert_eq!(store.start_processing(video).await.unwrap(), StartOutcome::AlreadyCompleted);
+    assert!(!store.fail(video, second, "invalid-input", "duplicate", false).await.unwrap());
+    assert!(!store.retry_later(video, second, "storage-unavailable", "duplicate").await.unwrap());
+    assert!(!store.complete(video, second, "processed/other.mp4").await.unwrap());
+    let after = store.video(video).await.unwrap().unwrap();
+    assert_eq!((after.status, after.processed_key), (VideoStatus::Completed, done.processed_key));
+    assert_eq!(store.start_processing(Uuid::new_v4()).await.unwrap(), StartOutcome::Missing);
+}
+
+async fn transient_failures_can_be_retried_permanent_ones_cannot(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+
+    let flaky = store.create_video(new_video(owner)).await.unwrap().id;
+    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky).await.unwrap() else { panic!() };
+    assert!(store.retry_later(flaky, attempt, "storage-unavailable", "S3 timed out").await.unwrap());
+    let row = store.video(flaky).await.unwrap().unwrap();
+    assert_eq!((row.status, row.error_code.as_deref()), (VideoStatus::Pending, Some("storage-unavailable")));
+    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky).await.unwrap() else { panic!() };
+    // Out of receives: failed with the last code, but a redrive may still retry it.
+    assert!(store.fail(flaky, attempt, "pipeline-stalled", "no progress", true).await.unwrap());
+    assert!(matches!(store.start_processing(flaky).await.unwrap(), StartOutcome::Started { attempt: 3, .. }));
+
+    let broken = store.create_video(new_video(owner)).await.unwrap().id;
+    let StartOutcome::Started { attempt, .. } = store.start_processing(broken).await.unwrap() else { panic!() };
+    assert!(store.fail(broken, attempt, "invalid-input", "not a video", false).await.unwrap());
+    assert_eq!(store.start_processing(broken).await.unwrap(), StartOutcome::PermanentlyFailed);
+    let row = store.video(broken).await.unwrap().unwrap();
+    assert_eq!((row.status, row.error_code.as_deref(), row.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));
+    assert_eq!(row.error_message.as_deref(), Some("not a video"));
+
+    // A direct upload that was never confirmed is not processed.
+    let unconfirmed = store.create_video(NewVideo { original_size: None, ..new_video(owner) }).await.unwrap().id;
+    assert_eq!(store.start_processing(unconfirmed).await.unwrap(), StartOutcome::Missing);
+    assert!(store.confirm_upload(unconfirmed, 99).await.unwrap());
+    assert!(!store.confirm_upload(unconfirmed, 99).await.unwrap(), "confirmed once");
+    assert!(matches!(store.start_processing(unconfirmed).await.unwrap(), StartOutcome::Started { .. }));
+}
+
+async fn votes_are_once_per_user_and_for_completed_videos_only(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let fans = [
+        user(&store, "a@example.com", "A", "Cali").await,
+        user(&store, "b@example.com", "B", "Cali").await,
+    ];
+    let video = completed_video(&store, owner).await;
+    assert_eq!(store.vote(video, fans[0]).await.unwrap(), 1);
+    assert_eq!(store.vote(video, fans[1]).await.unwrap(), 2);
+    let err = store.vote(video, fans[0]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyVoted)), "{err:?}");
+    assert_eq!(store.video(video).await.unwrap().unwrap().votes, 2);
+
+    let pending = store.create_video(new_video(owner)).await.unwrap().id;
+    let err = store.vote(pending, fans[0]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::NotCompleted)), "{err:?}");
+    let err = store.vote(Uuid::new_v4(), fans[0]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn rankings_order_ties_filter_by_city_and_paginate(db: Db) {
+    let store = SqlStore::new(db);
+    // Players: Zoe (Cali) 3 votes over two videos, Ana (Bogotá) 2, Bea (Cali) 2, Carl (cali) 0.
+    let zoe = user(&store, "zoe@example.com", "Zoe", "Cali").await;
+    let ana = user(&store, "ana@example.com", "Ana", "Bogotá").await;
+    let bea = user(&store, "bea@example.com", "Bea", "Cali").await;
+    let carl = user(&store, "carl@example.com", "Carl", "cali").await;
+    let voters: Vec<Uuid> = futures_util::future::join_all(
+        (0..3).map(|i| {
+            let store = store.clone();
+            async move { user(&store, &format!("voter{i}@example.com"), "Voter", "Medellín").await }
+        }),
+    )
+    .await;
+    let zoe1 = completed_video(&store, zoe).await;
+    let zoe2 = completed_video(&store, zoe).await;
+    let ana1 = completed_video(&store, ana).await;
+    let bea1 = completed_video(&store, bea).await;
+    completed_video(&store, carl).await;
+    // A pending video of a voter: voters are not ranked.
+    store.create_video(new_video(voters[0])).await.unwrap();
+    for (video, n) in [(zoe1, 2), (zoe2, 1), (ana1, 2), (bea1, 2)] {
+        for voter in &voters[..n] {
+            store.vote(video, *voter).await.unwrap();
+        }
+    }
+
+    let (rows, total) = store.rankings(None, Page::new(1, 10)).await.unwrap();
+    let names: Vec<(&str, i64)> = rows.iter().map(|r| (r.first_name.as_str(), r.votes)).collect();
+    assert_eq!(names, vec![("Zoe", 3), ("Ana", 2), ("Bea", 2), ("Carl", 0)], "ties in name order");
+    assert_eq!(total, 4);
+
+    let (rows, total) = store.rankings(Some("CALI"), Page::new(1, 10)).await.unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.first_name.as_str()).collect();
+    assert_eq!(names, vec!["Zoe", "Bea", "Carl"], "the city filter ignores case");
+    assert_eq!(total, 3);
+    assert_eq!(rows[0].city, "Cali");
+    assert_eq!(rows[0].user_id, zoe);
+
+    let (page2, total) = store.rankings(None, Page::new(2, 3)).await.unwrap();
+    assert_eq!(page2.iter().map(|r| r.first_name.as_str()).collect::<Vec<_>>(), vec!["Carl"]);
+    assert_eq!(total, 4);
+    let (empty, _) = store.rankings(None, Page::new(3, 3)).await.unwrap();
+    assert!(empty.is_empty());
+    let (none, total) = store.rankings(Some("Lima"), Page::new(1, 10)).await.unwrap();
+    assert!(none.is_empty() && total == 0);
+}
+
+async fn public_listing_shows_completed_videos_only(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let fan = user(&store, "fan@example.com", "Fan", "Cali").await;
+    let mut completed = Vec::new();
+    for _ in 0..3 {
+        completed.push(completed_video(&store, owner).await);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    store.create_video(new_video(owner)).await.unwrap();
+    store.vote(completed[0], fan).await.unwrap();
+
+    let page1 = store.public_videos(Page::new(1, 2)).await.unwrap();
+    let page2 = store.public_videos(Page::new(2, 2)).await.unwrap();
+    let ids: Vec<Uuid> = page1.iter().chain(&page2).map(|v| v.id).collect();
+    assert_eq!(ids, vec![completed[2], completed[1], completed[0]], "newest first, across pages");
+    let oldest = &page2[0];
+    assert_eq!((oldest.votes, oldest.first_name.as_str(), oldest.city.as_str()), (1, "Owner", "Cali"));
+    assert_eq!(oldest.processed_key.as_deref(), Some(format!("processed/{}.mp4", completed[0]).as_str()));
+    assert_eq!(Page::new(0, 1000), Page::new(1, Page::MAX_SIZE), "pages are bounded");
+}
+
+async fn the_sweep_finds_confirmed_uploads_that_were_never_enqueued(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let lost = store.create_video(new_video(owner)).await.unwrap().id;
+    let queued = store.create_video(new_video(owner)).await.unwrap().id;
+    store.mark_enqueued(queued).await.unwrap();
+    store.create_video(NewVideo { original_size: None, ..new_video(owner) }).await.unwrap();
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(store.unqueued_videos(later, 10).await.unwrap(), vec![lost]);
+    let earlier = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    assert!(store.unqueued_videos(earlier, 10).await.unwrap().is_empty(), "recent uploads are left to the web");
+}
+
+async fn migrations_run_twice_without_harm(db: Db) {
+    db.migrate().await.unwrap();
+    let store = SqlStore::new(db.clone());
+    store.ping().await.unwrap();
+    user(&store, "a@example.com", "A", "Cali").await;
+    db.migrate().await.unwrap();
+    assert!(store.user_by_email("a@example.com").await.unwrap().is_some());
+}
