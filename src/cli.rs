@@ -21,6 +21,8 @@ pub enum Command {
     /// Inspect a pipeline file.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Apply the database migrations that are not applied yet (ANB_DATABASE_URL), then exit.
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +41,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Process(args) => process::run(args),
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),
+        Command::Migrate => migrate(),
     }
+}
+
+/// Settings from defaults, `anb.toml` and `ANB_*`; invalid ones are printed, each named.
+pub fn settings() -> Result<anb_core::Settings, ExitCode> {
+    anb_core::Settings::load().map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn migrate() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let db = anb_core::db::Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        println!("migrations applied ({})", db.backend());
+        db.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

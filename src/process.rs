@@ -3,16 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anb_pipeline::{
-    BuildContext, ByteSink, ByteSource, CancelToken, ErrorCode, FileSink, FileSource, PipelineError, RunOptions, RunReport,
-};
+use anb_core::blob::BlobReader;
+use anb_pipeline::{BuildContext, CancelToken, ErrorCode, PipelineError, RunOptions, RunReport};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::EXIT_CONFIG;
+use crate::locations::{self, Location};
 use crate::pipeline_file;
 
 /// Exit code when the input is not a usable video (`invalid-input`, `unsupported-input`).
@@ -22,10 +21,13 @@ pub const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
-    /// The input video (a path).
-    pub input: PathBuf,
-    /// Where to write the MP4 (a path; written under a temporary name, renamed when complete).
-    pub output: PathBuf,
+    /// The input video: a path or s3://BUCKET/KEY (AWS settings from the standard AWS_* variables).
+    #[arg(value_parser = Location::parse)]
+    pub input: Location,
+    /// Where to write the MP4: a path (written under a temporary name, renamed when complete) or
+    /// s3://BUCKET/KEY (a multipart upload, completed only when the whole output is there).
+    #[arg(value_parser = Location::parse)]
+    pub output: Location,
     /// The pipeline file; default `$ANB_PIPELINE`, then `pipeline.toml`, then the built-in one.
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
@@ -54,10 +56,14 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     };
     let cancel = CancelToken::default();
     cancel_on_signals(cancel.clone())?;
-    let (source, sink) = match open_endpoints(&args) {
+    let pipeline = &loaded.pipeline;
+    let s3_options = anb_worker::adapters::s3_options(pipeline.source_options(), pipeline.sink_options());
+    let endpoints = match locations::open(&args.input, &args.output, s3_options) {
         Ok(endpoints) => endpoints,
         Err(e) => return Ok(fail(&args, &e)),
     };
+    // The runtime (present for S3) serves the endpoints until the run is over.
+    let locations::Endpoints { source, sink, s3_reader, runtime: _runtime } = endpoints;
 
     let bar = progress_bar();
     let bar_for_run = bar.clone();
@@ -82,15 +88,12 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     match result {
         Ok(report) => {
-            print_summary(&args, &report);
+            print_summary(&args, &report, s3_reader.as_deref());
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Ok(fail(&args, &e)),
     }
 }
-
-/// The two ends of a run.
-type Endpoints = (Arc<dyn ByteSource>, Box<dyn ByteSink>);
 
 /// Ctrl-C or SIGTERM cancels the run, so the partial output is removed before exiting. The
 /// handlers are installed before this returns, so no signal slips through unhandled.
@@ -113,24 +116,6 @@ fn cancel_on_signals(cancel: CancelToken) -> std::io::Result<()> {
     Ok(())
 }
 
-fn open_endpoints(args: &ProcessArgs) -> Result<Endpoints, PipelineError> {
-    for url in [&args.input, &args.output] {
-        if url.to_string_lossy().contains("://") {
-            return Err(PipelineError::new(
-                ErrorCode::SourceFailed,
-                format!("`{}`: only local paths are supported by this build", url.display()),
-            ));
-        }
-    }
-    let source = FileSource::open(&args.input).map_err(|e| {
-        PipelineError::new(ErrorCode::SourceFailed, format!("cannot open `{}`: {e}", args.input.display()))
-    })?;
-    let sink = FileSink::create(&args.output).map_err(|e| {
-        PipelineError::new(ErrorCode::SinkFailed, format!("cannot create `{}`: {e}", args.output.display()))
-    })?;
-    Ok((Arc::new(source), Box::new(sink)))
-}
-
 fn progress_bar() -> ProgressBar {
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(1000);
@@ -151,12 +136,12 @@ macro_rules! out {
     }};
 }
 
-fn print_summary(args: &ProcessArgs, r: &RunReport) {
+fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobReader>) {
     let mb = |b: u64| b as f64 / 1e6;
     if args.json {
         let summary = serde_json::json!({
-            "input": args.input,
-            "output": args.output,
+            "input": args.input.to_string(),
+            "output": args.output.to_string(),
             "input_size": r.input_size,
             "input_duration_secs": r.input_duration.map(|d| d.as_secs_f64()),
             "output_duration_secs": r.output_duration.as_secs_f64(),
@@ -164,19 +149,24 @@ fn print_summary(args: &ProcessArgs, r: &RunReport) {
             "realtime_factor": r.realtime_factor(),
             "bytes_read": r.bytes_read,
             "bytes_written": r.bytes_written,
+            "s3_bytes_fetched": s3_reader.map(|reader| reader.bytes_fetched()),
         });
         out!("{summary}");
         return;
     }
     let input_secs = r.input_duration.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64()));
-    out!("input   {} ({:.1} MB, {input_secs} s)", args.input.display(), mb(r.input_size));
-    out!("output  {} ({:.1} MB, {:.2} s)", args.output.display(), mb(r.bytes_written), r.output_duration.as_secs_f64());
+    out!("input   {} ({:.1} MB, {input_secs} s)", args.input, mb(r.input_size));
+    out!("output  {} ({:.1} MB, {:.2} s)", args.output, mb(r.bytes_written), r.output_duration.as_secs_f64());
     out!("time    {:.2} s ({:.2}x realtime)", r.wall_time.as_secs_f64(), r.realtime_factor());
     out!(
         "read    {:.1} MB ({:.1}% of the input)",
         mb(r.bytes_read),
         100.0 * r.bytes_read as f64 / r.input_size.max(1) as f64
     );
+    if let Some(reader) = s3_reader {
+        let fetched = reader.bytes_fetched();
+        out!("fetched {:.1} MB from S3 ({:.1}% of the object)", mb(fetched), 100.0 * fetched as f64 / r.input_size.max(1) as f64);
+    }
 }
 
 fn fail(args: &ProcessArgs, e: &PipelineError) -> ExitCode {

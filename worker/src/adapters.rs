@@ -7,8 +7,8 @@
 use std::io;
 use std::sync::Arc;
 
-use anb_core::blob::{BlobKey, BlobReader, BlobStore, StorageError};
-use anb_pipeline::{ByteSink, ByteSource};
+use anb_core::blob::{BlobKey, BlobReader, BlobStore, CacheConfig, S3Options, StorageError};
+use anb_pipeline::{ByteSink, ByteSource, SinkOptions, SourceOptions};
 use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -17,6 +17,19 @@ use tokio::task::JoinHandle;
 /// Chunks in flight between the muxer and the store: enough to keep an upload busy, small
 /// enough that a slow store slows the muxer instead of filling memory.
 const SINK_QUEUE_CHUNKS: usize = 16;
+
+/// S3 settings from the pipeline file's `download` and `upload` stages.
+pub fn s3_options(source: SourceOptions, sink: SinkOptions) -> S3Options {
+    S3Options {
+        part_size: sink.part_size_mib as usize * (1 << 20),
+        cache: CacheConfig {
+            block_size: u64::from(source.block_size_kib.max(4)) * 1024,
+            capacity: source.cache_blocks as usize,
+            read_ahead: source.read_ahead_blocks as usize,
+        },
+        ..S3Options::default()
+    }
+}
 
 /// Random access to a stored object.
 pub struct BlobSource {
@@ -27,6 +40,11 @@ pub struct BlobSource {
 impl BlobSource {
     pub async fn open(store: &dyn BlobStore, key: &BlobKey) -> Result<Self, StorageError> {
         Ok(BlobSource { reader: store.open(key).await?, rt: Handle::current() })
+    }
+
+    /// The reader underneath, for its fetch counters.
+    pub fn reader(&self) -> Arc<dyn BlobReader> {
+        self.reader.clone()
     }
 }
 
