@@ -8,6 +8,7 @@
 //! - [`queue::JobQueue`]: SQS or a queue table in the same database.
 
 pub mod aws;
+pub mod backends;
 pub mod blob;
 pub mod db;
 pub mod model;

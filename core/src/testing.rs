@@ -53,8 +53,9 @@ pub async fn sqlite(dir: &std::path::Path) -> Db {
 /// The SDK configuration for moto, with a short timeout.
 pub async fn aws_config() -> aws_config::SdkConfig {
     assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: run `make test`, or start moto and point AWS_ENDPOINT_URL at it"
+        std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("ANB_TEST_REAL_AWS").is_some(),
+        "AWS_ENDPOINT_URL is not set: run `make test`, or start moto and point AWS_ENDPOINT_URL at it \
+         (or set ANB_TEST_REAL_AWS=1 to create test buckets and queues in a real account)"
     );
     crate::aws::sdk_config(Duration::from_secs(15)).await
 }
@@ -63,7 +64,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 pub async fn s3_store(config: &aws_config::SdkConfig, options: S3Options) -> S3Store {
     let client = S3Store::client(config);
     let bucket = format!("anb-t-{}", Uuid::new_v4().simple());
-    client.create_bucket().bucket(&bucket).send().await.expect("create a test bucket");
+    let mut create = client.create_bucket().bucket(&bucket);
+    // Outside us-east-1, S3 wants the region named (moto accepts either).
+    if let Some(region) = config.region().map(|r| r.as_ref().to_string()).filter(|r| r != "us-east-1") {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let location = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str()));
+        create = create.create_bucket_configuration(location.build());
+    }
+    create.send().await.expect("create a test bucket");
     S3Store::new(client, bucket, "clips", options)
 }
 

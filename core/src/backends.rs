@@ -1,0 +1,68 @@
+//! Everything a command needs, connected from [`Settings`]: the database (migrated), the blob
+//! store, the job queue and its dead-letter queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::blob::{BlobStore, FolderStore, S3Options, S3Store, UrlSigner};
+use crate::db::Db;
+use crate::queue::{EmbeddedQueue, JobQueue, SqsQueue, MAX_RECEIVES};
+use crate::settings::{QueueUrl, Settings, StorageUrl};
+use crate::store::{SqlStore, Store};
+
+/// Names of the embedded queue and its dead letters in the `queue_messages` table.
+pub const EMBEDDED_QUEUE: &str = "jobs";
+pub const EMBEDDED_DLQ: &str = "jobs-dead";
+
+#[derive(Clone)]
+pub struct Backends {
+    pub db: Db,
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    /// Where messages go after [`MAX_RECEIVES`] receives; `None` for SQS without `ANB_DLQ_URL`.
+    pub dead_letters: Option<Arc<dyn JobQueue>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("ANB_DATABASE_URL: cannot connect: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("ANB_DATABASE_URL: migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Settings(String),
+}
+
+impl Backends {
+    /// Connect everything and apply pending migrations. `signer` signs the folder backend's URLs.
+    pub async fn connect(settings: &Settings, signer: UrlSigner) -> Result<Backends, ConnectError> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        let storage = settings.storage().map_err(ConnectError::Settings)?;
+        let queue_url = settings.queue().map_err(ConnectError::Settings)?;
+        let needs_aws = matches!(storage, StorageUrl::S3 { .. }) || matches!(queue_url, QueueUrl::Sqs(_));
+        let aws = if needs_aws { Some(crate::aws::sdk_config(Duration::from_secs(30)).await) } else { None };
+
+        let blobs: Arc<dyn BlobStore> = match storage {
+            StorageUrl::Folder(root) => Arc::new(FolderStore::new(root, signer)),
+            StorageUrl::S3 { bucket, prefix } => {
+                let client = S3Store::client(aws.as_ref().expect("loaded for S3"));
+                Arc::new(S3Store::new(client, bucket, prefix, S3Options::default()))
+            }
+        };
+        let (queue, dead_letters): (Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>) = match queue_url {
+            QueueUrl::Embedded => {
+                let queue = EmbeddedQueue::new(db.clone(), EMBEDDED_QUEUE).with_dead_letter(EMBEDDED_DLQ, MAX_RECEIVES);
+                let dead = queue.dead_letter_queue().map(|q| Arc::new(q) as Arc<dyn JobQueue>);
+                (Arc::new(queue), dead)
+            }
+            QueueUrl::Sqs(url) => {
+                let client = SqsQueue::client(aws.as_ref().expect("loaded for SQS"));
+                let dead = settings.dlq_url.as_ref().map(|dlq| Arc::new(SqsQueue::new(client.clone(), dlq)) as Arc<dyn JobQueue>);
+                (Arc::new(SqsQueue::new(client, url)), dead)
+            }
+        };
+        Ok(Backends { store: Arc::new(SqlStore::new(db.clone())), db, blobs, queue, dead_letters })
+    }
+}
