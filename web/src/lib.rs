@@ -1,1 +1,124 @@
-//! anb-web: the axum HTTP API on top of anb-core. (Built in issue 4.)
+//! anb-web: the HTTP API of `../shared/design.md` with axum, on top of anb-core. Existing
+//! clients of the original service work unchanged: same paths, fields, status codes and
+//! `{"detail"}` errors; additive fields only.
+
+mod auth;
+mod error;
+mod files;
+mod json;
+mod metrics;
+mod ops;
+mod public;
+mod sniff;
+mod sweep;
+mod videos;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use anb_core::backends::Backends;
+use anb_core::blob::UrlSigner;
+
+pub use auth::Tokens;
+pub use metrics::Metrics;
+pub use sweep::sweep_once;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Backends,
+    pub tokens: Tokens,
+    /// Verifies the folder backend's `/files/...` URLs.
+    pub signer: UrlSigner,
+    pub max_upload_bytes: u64,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Web settings beyond the backends.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    pub secret_key: String,
+    pub max_upload_bytes: u64,
+    /// Allowed CORS origins; `*` for any.
+    pub cors_origins: Vec<String>,
+}
+
+impl AppState {
+    pub fn new(backends: Backends, signer: UrlSigner, options: &WebOptions) -> Self {
+        AppState {
+            backends,
+            tokens: Tokens::new(options.secret_key.as_bytes()),
+            signer,
+            max_upload_bytes: options.max_upload_bytes,
+            metrics: Arc::default(),
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let api = Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/auth/signup", post(auth::signup))
+        .route("/api/auth/login", post(auth::login))
+        // Uploads enforce ANB_MAX_UPLOAD_BYTES themselves, as the bytes stream.
+        .route("/api/videos/upload", post(videos::upload).layer(DefaultBodyLimit::disable()))
+        .route("/api/videos", get(videos::list_mine))
+        .route("/api/videos/", get(videos::list_mine))
+        .route("/api/videos/{id}", get(videos::detail).delete(videos::delete))
+        .route("/api/public/videos", get(public::videos))
+        .route("/api/public/videos/{id}/vote", post(public::vote))
+        .route("/api/public/rankings", get(public::rankings))
+        .route("/files/{*key}", get(files::download))
+        .fallback(|| async { error::ApiError::not_found("Not Found") })
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
+        .with_state(state);
+    api.layer(cors(cors_origins))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer.allow_origin(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect::<Vec<_>>())
+    }
+}
+
+/// Serve until `shutdown` resolves, then finish the requests in flight. The sweep that
+/// re-enqueues lost uploads runs beside it.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cors_origins: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeper = tokio::spawn(sweep::run(state.clone()));
+    let app = router(state, cors_origins);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    result
+}

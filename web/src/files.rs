@@ -1,0 +1,107 @@
+//! `/files/{key}`: downloads of the folder backend's signed, expiring URLs, with single byte
+//! ranges so browsers can seek in a video.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use anb_core::blob::BlobKey;
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Bytes per read from the store while streaming a response.
+const CHUNK: u64 = 256 * 1024;
+
+pub async fn download(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let forbidden = || ApiError::forbidden("Invalid or expired link");
+    let key = BlobKey::new(key).map_err(|_| forbidden())?;
+    let expires = query.get("expires").and_then(|e| e.parse().ok()).ok_or_else(forbidden)?;
+    let sig = query.get("sig").ok_or_else(forbidden)?;
+    if !state.signer.verify(&key, expires, sig, SystemTime::now()) {
+        return Err(forbidden());
+    }
+    let reader = state.backends.blobs.open(&key).await?;
+    let size = reader.size();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, size));
+    let (start, end, status) = match range {
+        None => (0, size, StatusCode::OK),
+        Some(Some((start, end))) => (start, end, StatusCode::PARTIAL_CONTENT),
+        Some(None) => {
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
+        }
+    };
+    let stream = futures_util::stream::unfold(start, move |at| {
+        let reader = reader.clone();
+        async move {
+            if at >= end {
+                return None;
+            }
+            let len = CHUNK.min(end - at) as usize;
+            Some(match reader.read_at(at, len).await {
+                Ok(bytes) if !bytes.is_empty() => (Ok(bytes.clone()), at + bytes.len() as u64),
+                Ok(_) => (Err(std::io::Error::other("object shrank while being read")), end),
+                Err(e) => (Err(std::io::Error::other(e.to_string())), end),
+            })
+        }
+    });
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type(key.as_str()))
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
+    }
+    response.body(Body::from_stream(stream)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`, as a half-open range; `None` when it
+/// cannot be satisfied. Several ranges are answered with the first.
+fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = header.strip_prefix("bytes=")?.split(',').next()?.trim();
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().ok()?, size),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
+    };
+    (start < end && start < size).then_some((start, end))
+}
+
+fn content_type(key: &str) -> &'static str {
+    match key.rsplit('.').next() {
+        Some("mp4") => "video/mp4",
+        Some("mov") => "video/quicktime",
+        Some("webm") => "video/webm",
+        Some("mkv") => "video/x-matroska",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some((990, 1000)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! What everyone sees: completed videos, votes, rankings.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use anb_core::model::Page;
+use anb_core::store::{Conflict, StoreError};
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::videos::presigned;
+use crate::AppState;
+
+const DEFAULT_PAGE_SIZE: u32 = 10;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+    page_size: Option<String>,
+    city: Option<String>,
+}
+
+impl PageQuery {
+    /// `page` ≥ 1 and 1 ≤ `page_size` ≤ 100, else 422 naming the parameter.
+    fn page(&self) -> ApiResult<Page> {
+        let parse = |name: &str, value: &Option<String>, default: u32, max: u32| -> ApiResult<u32> {
+            let Some(text) = value else { return Ok(default) };
+            match text.trim().parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::Invalid(vec![(
+                    name.to_string(),
+                    format!("must be an integer from 1 to {max}"),
+                )])),
+            }
+        };
+        let page = parse("page", &self.page, 1, 1_000_000)?;
+        let size = parse("page_size", &self.page_size, DEFAULT_PAGE_SIZE, Page::MAX_SIZE)?;
+        Ok(Page::new(page, size))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublicVideoResponse {
+    video_id: Uuid,
+    title: String,
+    player_name: String,
+    city: String,
+    country: String,
+    processed_url: Option<String>,
+    votes: i64,
+    uploaded_at: String,
+}
+
+pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<Vec<PublicVideoResponse>>> {
+    let rows = state.backends.store.public_videos(query.page()?).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for v in rows {
+        out.push(PublicVideoResponse {
+            processed_url: presigned(&state, v.processed_key.as_deref()).await?,
+            video_id: v.id,
+            title: v.title,
+            player_name: format!("{} {}", v.first_name, v.last_name),
+            city: v.city,
+            country: v.country,
+            votes: v.votes,
+            uploaded_at: v.uploaded_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoteResponse {
+    message: &'static str,
+    video_id: Uuid,
+    total_votes: i64,
+}
+
+pub async fn vote(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VoteResponse>> {
+    let not_found = || ApiError::not_found("Video not found");
+    let video_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let total_votes = state.backends.store.vote(video_id, user_id).await.map_err(|e| match e {
+        StoreError::NotFound => not_found(),
+        StoreError::Conflict(Conflict::AlreadyVoted) => ApiError::bad_request("You have already voted for this video"),
+        StoreError::Conflict(Conflict::NotCompleted) => ApiError::bad_request("Only processed videos can be voted for"),
+        e => e.into(),
+    })?;
+    Ok(Json(VoteResponse { message: "Vote recorded", video_id, total_votes }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct RankingEntry {
+    position: i64,
+    username: String,
+    city: String,
+    country: String,
+    votes: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RankingsResponse {
+    rankings: Vec<RankingEntry>,
+    total: i64,
+    page: u32,
+    page_size: u32,
+    total_pages: i64,
+}
+
+pub async fn rankings(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<RankingsResponse>> {
+    let page = query.page()?;
+    let city = query.city.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let (rows, total) = state.backends.store.rankings(city, page).await?;
+    let rankings = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| RankingEntry {
+            position: page.offset() + i as i64 + 1,
+            username: format!("{} {}", r.first_name, r.last_name),
+            city: r.city,
+            country: r.country,
+            votes: r.votes,
+        })
+        .collect();
+    let total_pages = (total + page.limit() - 1) / page.limit();
+    Ok(Json(RankingsResponse { rankings, total, page: page.page, page_size: page.page_size, total_pages }))
+}

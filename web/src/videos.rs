@@ -1,0 +1,314 @@
+//! A player's own videos: upload, list, detail, delete.
+
+use std::time::Duration;
+
+use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use anb_core::blob::{BlobKey, StorageError};
+use anb_core::model::{NewVideo, Video, VideoStatus};
+use anb_core::store::{Conflict, StoreError};
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::sniff::{video_container, SNIFF_LEN};
+use crate::AppState;
+
+/// How long a presigned URL in a response stays valid.
+pub const URL_TTL: Duration = Duration::from_secs(3600);
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 5000;
+/// Multipart framing and the text fields around the file, allowed on top of the file limit
+/// when judging a request by its Content-Length.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct UploadResponse {
+    video_id: Uuid,
+    user_id: Uuid,
+}
+
+/// The enqueued job.
+pub fn job_message(video_id: Uuid) -> String {
+    serde_json::json!({ "video_id": video_id }).to_string()
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("File too large: the limit is {max} bytes"))
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    ApiError::bad_request(format!("Malformed upload: {}", e.body_text()))
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    AuthUser(user_id): AuthUser,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    let max = state.max_upload_bytes;
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max + FORM_OVERHEAD) {
+        return Err(too_large(max)); // refused before a byte is stored
+    }
+    let video_id = Uuid::new_v4();
+    let mut title = None;
+    let mut description = None;
+    let mut stored: Option<(BlobKey, u64)> = None;
+    let outcome: ApiResult<()> = async {
+        while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+            match field.name() {
+                Some("file") if stored.is_none() => stored = Some(store_file(&state, video_id, field).await?),
+                Some("file") => return Err(ApiError::bad_request("Only one file per upload")),
+                Some("title") => title = Some(field.text().await.map_err(multipart_error)?),
+                Some("description") => description = Some(field.text().await.map_err(multipart_error)?),
+                _ => {} // unknown fields are ignored, as the original does
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let result = async {
+        outcome?;
+        let mut problems = Vec::new();
+        let title = title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        match &title {
+            None => problems.push(("title".to_string(), "Field required".to_string())),
+            Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
+                problems.push(("title".into(), format!("String should have at most {MAX_TITLE_CHARS} characters")))
+            }
+            _ => {}
+        }
+        if description.as_ref().is_some_and(|d: &String| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+            problems.push(("description".into(), format!("String should have at most {MAX_DESCRIPTION_CHARS} characters")));
+        }
+        let Some((key, size)) = stored.clone() else {
+            problems.push(("file".into(), "Field required".into()));
+            return Err(ApiError::Invalid(problems));
+        };
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid(problems));
+        }
+        let new = NewVideo {
+            id: video_id,
+            user_id,
+            title: title.expect("validated"),
+            description: description.filter(|d| !d.trim().is_empty()),
+            original_key: key.as_str().to_string(),
+            original_size: Some(size as i64),
+        };
+        state.backends.store.create_video(new).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        // Nothing half-made stays behind: the row was not created, so drop the bytes too.
+        if let Some((key, _)) = stored {
+            if let Err(del) = state.backends.blobs.delete(&key).await {
+                tracing::warn!(%key, error = %del, "could not remove the blob of a refused upload");
+            }
+        }
+        return Err(e);
+    }
+    state.metrics.upload(stored.map_or(0, |(_, size)| size));
+    enqueue(&state, video_id).await;
+    Ok((StatusCode::CREATED, Json(UploadResponse { video_id, user_id })))
+}
+
+/// Send the job. A failure here loses nothing: the row stays `pending` without `enqueued_at`,
+/// and the sweep sends it later.
+pub async fn enqueue(state: &AppState, video_id: Uuid) {
+    match state.backends.queue.send(&job_message(video_id)).await {
+        Ok(_) => {
+            if let Err(e) = state.backends.store.mark_enqueued(video_id).await {
+                tracing::warn!(%video_id, error = %e, "enqueued, but could not record it (the sweep may send it twice)");
+            }
+        }
+        Err(e) => tracing::warn!(%video_id, error = %e, "could not enqueue; the sweep will retry"),
+    }
+}
+
+/// Stream the file field into blob storage under `uploads/{video_id}.{container}`, after
+/// checking its first bytes really are a video container. Enforces the size limit as the bytes
+/// arrive: past the limit, the put is aborted and the answer is 413.
+async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> ApiResult<(BlobKey, u64)> {
+    let max = state.max_upload_bytes;
+    let mut head = BytesMut::new();
+    let mut held = Vec::new();
+    while head.len() < SNIFF_LEN {
+        match field.chunk().await.map_err(multipart_error)? {
+            Some(chunk) => {
+                head.extend_from_slice(&chunk);
+                held.push(chunk);
+            }
+            None => break,
+        }
+    }
+    let Some(container) = video_container(&head) else {
+        return Err(ApiError::bad_request("The file is not a video (unrecognised container)"));
+    };
+    let key = BlobKey::new(format!("uploads/{video_id}.{container}")).expect("a valid key");
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+    let put = {
+        let (blobs, key) = (state.backends.blobs.clone(), key.clone());
+        tokio::spawn(async move { blobs.put_stream(&key, Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))).await })
+    };
+    let mut total = 0u64;
+    let mut failure = None;
+    let mut pending = held.into_iter();
+    loop {
+        let chunk = match pending.next() {
+            Some(chunk) => chunk,
+            None => match field.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(multipart_error(e));
+                    break;
+                }
+            },
+        };
+        total += chunk.len() as u64;
+        if total > max {
+            failure = Some(too_large(max));
+            break;
+        }
+        if tx.send(Ok(chunk)).await.is_err() {
+            break; // the put failed; its error is below
+        }
+    }
+    if let Some(failure) = failure {
+        // An error item makes the store discard what it has.
+        let _ = tx.send(Err(std::io::Error::other("upload refused"))).await;
+        drop(tx);
+        let _ = put.await;
+        return Err(failure);
+    }
+    drop(tx);
+    let size = put.await.map_err(|e| ApiError::Internal(e.to_string()))?.map_err(|e| match e {
+        StorageError::Body(_) => ApiError::bad_request("The upload was interrupted"),
+        e => e.into(),
+    })?;
+    Ok((key, size))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoSummary {
+    video_id: Uuid,
+    title: String,
+    status: VideoStatus,
+    uploaded_at: String,
+    processed_at: Option<String>,
+    processed_url: Option<String>,
+    votes: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoDetail {
+    video_id: Uuid,
+    title: String,
+    description: Option<String>,
+    status: VideoStatus,
+    uploaded_at: String,
+    processed_at: Option<String>,
+    original_url: Option<String>,
+    processed_url: Option<String>,
+    votes: i64,
+    /// Additive: 0..1 while processing.
+    progress: f64,
+    /// Additive: the stable code of the last failure.
+    error_code: Option<String>,
+}
+
+/// A presigned URL for a key, when there is one to give.
+pub async fn presigned(state: &AppState, key: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(key) = key else { return Ok(None) };
+    let key = BlobKey::new(key).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some(state.backends.blobs.presign_get(&key, URL_TTL).await?))
+}
+
+fn processed_key(video: &Video) -> Option<&str> {
+    (video.status == VideoStatus::Completed).then_some(video.processed_key.as_deref()).flatten()
+}
+
+pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUser) -> ApiResult<Json<Vec<VideoSummary>>> {
+    let videos = state.backends.store.videos_of(user_id).await?;
+    let mut out = Vec::with_capacity(videos.len());
+    for v in videos {
+        out.push(VideoSummary {
+            processed_url: presigned(&state, processed_key(&v)).await?,
+            video_id: v.id,
+            title: v.title,
+            status: v.status,
+            uploaded_at: rfc3339(v.uploaded_at),
+            processed_at: v.processed_at.map(rfc3339),
+            votes: v.votes,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// The video, if it exists and belongs to `user_id`: 404 or 403 otherwise.
+async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video> {
+    let not_found = || ApiError::not_found("Video not found");
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let video = state.backends.store.video(id).await?.ok_or_else(not_found)?;
+    if video.user_id != user_id {
+        return Err(ApiError::forbidden("Not your video"));
+    }
+    Ok(video)
+}
+
+pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VideoDetail>> {
+    let v = owned(&state, &id, user_id).await?;
+    Ok(Json(VideoDetail {
+        original_url: presigned(&state, Some(&v.original_key)).await?,
+        processed_url: presigned(&state, processed_key(&v)).await?,
+        video_id: v.id,
+        title: v.title,
+        description: v.description,
+        status: v.status,
+        uploaded_at: rfc3339(v.uploaded_at),
+        processed_at: v.processed_at.map(rfc3339),
+        votes: v.votes,
+        progress: v.progress,
+        error_code: v.error_code,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeleteResponse {
+    message: &'static str,
+    video_id: Uuid,
+}
+
+pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<DeleteResponse>> {
+    let video = owned(&state, &id, user_id).await?;
+    let deleted = state.backends.store.delete_video(video.id).await.map_err(|e| match e {
+        StoreError::Conflict(Conflict::HasVotes) => ApiError::bad_request("A video with votes cannot be deleted"),
+        e => e.into(),
+    })?;
+    let Some(deleted) = deleted else { return Err(ApiError::not_found("Video not found")) };
+    // The row is gone; the blobs follow. A failure here leaves an orphan blob, never a row
+    // pointing at nothing.
+    for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref()].into_iter().flatten() {
+        if let Ok(key) = BlobKey::new(key) {
+            if let Err(e) = state.backends.blobs.delete(&key).await {
+                tracing::warn!(%key, error = %e, "could not delete the blob of a deleted video");
+            }
+        }
+    }
+    Ok(Json(DeleteResponse { message: "Video deleted", video_id: deleted.id }))
+}
