@@ -113,11 +113,11 @@ fn cors(origins: &[String]) -> CorsLayer {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    cors_origins: &[String],
+    cors_origins: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep::run(state.clone()));
-    let app = router(state, cors_origins);
+    let app = router(state, &cors_origins);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
     result

@@ -1,0 +1,393 @@
+//! The real router over HTTP on loopback, on PostgreSQL and on SQLite: every route's success
+//! and error paths.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use anb_core::blob::BlobKey;
+use anb_core::db::Db;
+use anb_core::model::StartOutcome;
+use serde_json::{json, Value};
+use support::*;
+use uuid::Uuid;
+
+on_both_databases!(
+    signup_validates_and_login_issues_tokens,
+    protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_tokens,
+    an_upload_is_stored_listed_enqueued_and_downloadable_until_its_link_expires,
+    bad_uploads_are_refused_and_leave_nothing_stored,
+    only_the_owner_sees_or_deletes_a_video_and_voted_videos_stay,
+    votes_public_listing_and_rankings,
+    operations_routes_answer,
+    uploads_whose_job_was_lost_are_enqueued_by_the_sweep,
+);
+
+const LIMIT: u64 = 2 << 20;
+
+async fn app(db: Db) -> App {
+    App::start(db, Storage::Folder, LIMIT).await
+}
+
+fn signup_body(email: &str) -> Value {
+    json!({"email": email, "password1": "long-enough", "password2": "long-enough",
+           "first_name": "Ana", "last_name": "Ruiz", "city": "Cali", "country": "Colombia"})
+}
+
+async fn signup_validates_and_login_issues_tokens(db: Db) {
+    let app = app(db).await;
+    let (status, user) = app.post_json("/api/auth/signup", &signup_body("ana@example.com"), None).await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["email"], "ana@example.com");
+    assert_eq!((user["first_name"].as_str(), user["city"].as_str(), user["country"].as_str()), (Some("Ana"), Some("Cali"), Some("Colombia")));
+    assert!(Uuid::parse_str(user["id"].as_str().unwrap()).is_ok());
+    assert!(user.get("password_hash").is_none() && user.get("password1").is_none());
+
+    let (status, body) = app.post_json("/api/auth/signup", &signup_body("ANA@example.com"), None).await;
+    assert_eq!((status, body["detail"].as_str()), (400, Some("Email already registered")));
+    let mut differ = signup_body("b@example.com");
+    differ["password2"] = json!("something-else");
+    assert_eq!(app.post_json("/api/auth/signup", &differ, None).await.0, 400);
+
+    for (field, value) in [("password1", json!("short")), ("email", json!("not-an-email")), ("city", json!(""))] {
+        let mut body = signup_body("c@example.com");
+        body[field] = value;
+        if field == "password1" {
+            body["password2"] = json!("short");
+        }
+        let (status, answer) = app.post_json("/api/auth/signup", &body, None).await;
+        assert_eq!(status, 422, "{field}: {answer}");
+        assert_eq!(answer["detail"][0]["loc"][1], field, "{answer}");
+    }
+    let mut missing = signup_body("d@example.com");
+    missing.as_object_mut().unwrap().remove("country");
+    assert_eq!(app.post_json("/api/auth/signup", &missing, None).await.0, 422);
+    let malformed = app
+        .http
+        .post(app.url("/api/auth/signup"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(malformed).await;
+    assert_eq!(status, 422, "malformed JSON: {body}");
+    assert!(body["detail"].is_array());
+
+    let (status, login) = app.post_json("/api/auth/login", &json!({"email": "ana@example.com", "password": "long-enough"}), None).await;
+    assert_eq!(status, 200, "{login}");
+    assert_eq!((login["token_type"].as_str(), login["expires_in"].as_i64()), (Some("Bearer"), Some(3600)));
+    assert!(login["access_token"].as_str().unwrap().split('.').count() == 3);
+    for (email, password) in [("ana@example.com", "wrong-password"), ("nobody@example.com", "long-enough")] {
+        let (status, body) = app.post_json("/api/auth/login", &json!({"email": email, "password": password}), None).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["detail"].is_string());
+    }
+}
+
+async fn protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_tokens(db: Db) {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let app = app(db).await;
+    let (user_id, token) = app.player("Ana", "Cali").await;
+    assert_eq!(app.get("/api/videos", Some(&token)).await.0, 200);
+    assert_eq!(app.get("/api/videos/", Some(&token)).await.0, 200, "the trailing slash works too");
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let claims = |exp: u64| b64(&format!(r#"{{"sub":"{user_id}","iat":{now},"exp":{exp}}}"#));
+    let sign = |exp: u64, key: &[u8]| {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        encode(&Header::default(), &json!({"sub": user_id, "exp": exp}), &EncodingKey::from_secret(key)).unwrap()
+    };
+    let bad = [
+        String::new(),
+        format!("{}.{}.{}", parts[0], claims(now + 100_000), parts[2]), // payload changed, old signature
+        sign(now - 10, SECRET.as_bytes()), // expired
+        format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), claims(now + 600)), // unsigned
+        sign(now + 600, b"some-other-key"), // signed with a foreign key
+        format!("{}.{}.{}", b64(r#"{"alg":"HS512","typ":"JWT"}"#), parts[1], parts[2]),
+    ];
+    for (i, token) in bad.iter().enumerate() {
+        let (status, body) = app.get("/api/videos", Some(token)).await;
+        assert_eq!(status, 401, "bad token #{i}: {body}");
+    }
+    assert_eq!(app.get("/api/videos", None).await.0, 401);
+    let no_bearer = app.http.get(app.url("/api/videos")).header("authorization", format!("Token {token}")).send().await.unwrap();
+    assert_eq!(no_bearer.status(), 401);
+    assert_eq!(no_bearer.headers()["www-authenticate"], "Bearer");
+}
+
+async fn an_upload_is_stored_listed_enqueued_and_downloadable_until_its_link_expires(db: Db) {
+    let app = app(db).await;
+    let (user_id, token) = app.player("Ana", "Cali").await;
+    let bytes = mp4_bytes(700_000);
+    let (status, body) = app.upload(&token, bytes.clone(), Some("My best dunk")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user_id"], user_id.as_str());
+    let video_id = body["video_id"].as_str().unwrap().to_string();
+
+    let (status, list) = app.get("/api/videos", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!((list[0]["video_id"].as_str(), list[0]["status"].as_str()), (Some(video_id.as_str()), Some("pending")));
+    assert_eq!((list[0]["title"].as_str(), list[0]["votes"].as_i64()), (Some("My best dunk"), Some(0)));
+    assert!(list[0]["processed_url"].is_null() && list[0]["processed_at"].is_null());
+    assert!(time::OffsetDateTime::parse(list[0]["uploaded_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).is_ok());
+
+    let (status, detail) = app.get(&format!("/api/videos/{video_id}"), Some(&token)).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!((detail["progress"].as_f64(), detail["error_code"].is_null()), (Some(0.0), true));
+    let original_url = detail["original_url"].as_str().unwrap();
+    let download = reqwest::get(original_url).await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "video/mp4");
+    assert_eq!(download.bytes().await.unwrap().to_vec(), bytes, "the stored upload is the uploaded file");
+    let ranged = app.http.get(original_url).header("range", "bytes=4-11").send().await.unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(&ranged.bytes().await.unwrap()[..], b"ftypisom");
+
+    // The same link signed to have expired a minute ago, and one with a forged signature.
+    let key = BlobKey::new(format!("uploads/{video_id}.mp4")).unwrap();
+    let expired = app.state.signer.sign(&key, Duration::ZERO, SystemTime::now() - Duration::from_secs(60));
+    assert_eq!(reqwest::get(&expired).await.unwrap().status(), 403, "expired");
+    let forged = original_url.replace("sig=", "sig=00");
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 403, "forged");
+
+    let message = app.state.backends.queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(message.len(), 1, "the job was enqueued");
+    let job: Value = serde_json::from_str(&message[0].body).unwrap();
+    assert_eq!(job["video_id"], video_id.as_str());
+    let row = app.state.backends.store.video(Uuid::parse_str(&video_id).unwrap()).await.unwrap().unwrap();
+    assert!(row.enqueued_at.is_some());
+    assert_eq!(row.original_size, Some(bytes.len() as i64));
+}
+
+async fn bad_uploads_are_refused_and_leave_nothing_stored(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let stored = || async {
+        let store = &app.state.backends.store;
+        let ana = store.user_by_email("ana@example.com").await.unwrap().unwrap();
+        let rows = store.videos_of(ana.id).await.unwrap();
+        (rows.len(), app.state.backends.queue.depth().await.unwrap().visible)
+    };
+
+    let text = "just some notes, renamed to clip.mp4\n".repeat(100).into_bytes();
+    let (status, body) = app.upload(&token, text, Some("notes")).await;
+    assert_eq!((status, body["detail"].is_string()), (400, true), "{body}");
+
+    let (status, body) = app.upload(&token, mp4_bytes(LIMIT as usize + 1000), Some("too big")).await;
+    assert_eq!(status, 413, "declared too large: {body}");
+
+    // No Content-Length: the limit is enforced while the bytes stream in.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        std::iter::once(Ok(mp4_bytes(1000))).chain((0..40).map(|_| Ok(vec![1u8; 100_000]))).collect();
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))).file_name("clip.mp4");
+    let form = reqwest::multipart::Form::new().text("title", "streamed").part("file", part);
+    let response = app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await;
+    match response {
+        Ok(response) => assert_eq!(response.status(), 413, "streamed too large"),
+        // The server may close the connection while the client is still sending.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+
+    let (status, body) = app.upload(&token, mp4_bytes(1000), None).await;
+    assert_eq!(status, 422, "no title: {body}");
+    assert_eq!(body["detail"][0]["loc"][1], "title");
+    let no_file = reqwest::multipart::Form::new().text("title", "nothing");
+    let (status, _) = answer(app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(no_file).send().await.unwrap()).await;
+    assert_eq!(status, 422, "no file");
+    let (status, _) = answer(app.http.post(app.url("/api/videos/upload")).multipart(reqwest::multipart::Form::new()).send().await.unwrap()).await;
+    assert_eq!(status, 401, "no token");
+
+    assert_eq!(stored().await, (0, 0), "no row and no job for any refused upload");
+    assert_eq!(app.files_in_blob_dir(), 0, "no blob (or temporary file) left behind");
+}
+
+async fn only_the_owner_sees_or_deletes_a_video_and_voted_videos_stay(db: Db) {
+    let app = app(db).await;
+    let (_, ana) = app.player("Ana", "Cali").await;
+    let (_, bea) = app.player("Bea", "Cali").await;
+    let (_, body) = app.upload(&ana, mp4_bytes(1000), Some("mine")).await;
+    let video_id = body["video_id"].as_str().unwrap().to_string();
+    let path = format!("/api/videos/{video_id}");
+
+    assert_eq!(app.get(&path, Some(&bea)).await.0, 403);
+    assert_eq!(app.delete(&path, &bea).await.0, 403);
+    assert_eq!(app.get(&format!("/api/videos/{}", Uuid::new_v4()), Some(&ana)).await.0, 404);
+    assert_eq!(app.get("/api/videos/not-a-uuid", Some(&ana)).await.0, 404);
+    assert!(app.get("/api/videos", Some(&bea)).await.1.as_array().unwrap().is_empty());
+
+    let (status, body) = app.delete(&path, &ana).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["video_id"].as_str(), body["message"].is_string()), (Some(video_id.as_str()), true));
+    assert_eq!(app.get(&path, Some(&ana)).await.0, 404);
+    let key = BlobKey::new(format!("uploads/{video_id}.mp4")).unwrap();
+    assert!(!app.state.backends.blobs.exists(&key).await.unwrap(), "the blob went with the row");
+
+    let voted = completed(&app, &ana, "voted").await;
+    assert_eq!(app.post_json(&format!("/api/public/videos/{voted}/vote"), &json!({}), Some(&bea)).await.0, 200);
+    let (status, body) = app.delete(&format!("/api/videos/{voted}"), &ana).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(app.get(&format!("/api/videos/{voted}"), Some(&ana)).await.1["votes"], 1);
+}
+
+/// Upload through the API, then take the video to `completed` as a worker would.
+async fn completed(app: &App, token: &str, title: &str) -> String {
+    let (status, body) = app.upload(token, mp4_bytes(1000), Some(title)).await;
+    assert_eq!(status, 201);
+    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
+    let store = &app.state.backends.store;
+    let StartOutcome::Started { attempt, .. } = store.start_processing(id).await.unwrap() else { panic!() };
+    let key = format!("processed/{id}.mp4");
+    app.state
+        .backends
+        .blobs
+        .put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"processed"))])))
+        .await
+        .unwrap();
+    assert!(store.complete(id, attempt, &key).await.unwrap());
+    id.to_string()
+}
+
+async fn votes_public_listing_and_rankings(db: Db) {
+    let app = app(db).await;
+    let (_, zoe) = app.player("Zoe", "Cali").await;
+    let (_, ana) = app.player("Ana", "Bogotá").await;
+    let (_, bea) = app.player("Bea", "cali").await;
+    let voters: Vec<String> = {
+        let mut v = Vec::new();
+        for name in ["V1", "V2", "V3"] {
+            v.push(app.player(name, "Medellín").await.1);
+        }
+        v
+    };
+    let zoe1 = completed(&app, &zoe, "zoe 1").await;
+    let ana1 = completed(&app, &ana, "ana 1").await;
+    let bea1 = completed(&app, &bea, "bea 1").await;
+    let (_, pending) = app.upload(&zoe, mp4_bytes(100), Some("pending")).await;
+    let pending = pending["video_id"].as_str().unwrap().to_string();
+
+    for (video, n) in [(&zoe1, 3), (&ana1, 2), (&bea1, 2)] {
+        for (i, voter) in voters[..n].iter().enumerate() {
+            let (status, body) = app.post_json(&format!("/api/public/videos/{video}/vote"), &json!({}), Some(voter)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["total_votes"], i as i64 + 1);
+            assert_eq!(body["video_id"], video.as_str());
+        }
+    }
+    let vote = |video: String, token: Option<String>| {
+        let app = &app;
+        async move { app.post_json(&format!("/api/public/videos/{video}/vote"), &json!({}), token.as_deref()).await }
+    };
+    assert_eq!(vote(zoe1.clone(), Some(voters[0].clone())).await.0, 400, "twice");
+    assert_eq!(vote(pending.clone(), Some(voters[0].clone())).await.0, 400, "not completed");
+    assert_eq!(vote(Uuid::new_v4().to_string(), Some(voters[0].clone())).await.0, 404, "unknown");
+    assert_eq!(vote(zoe1.clone(), None).await.0, 401, "anonymous");
+
+    let (status, page1) = app.get("/api/public/videos?page=1&page_size=2", None).await;
+    assert_eq!(status, 200, "{page1}");
+    let (_, page2) = app.get("/api/public/videos?page=2&page_size=2", None).await;
+    let listed: Vec<&str> = page1.as_array().unwrap().iter().chain(page2.as_array().unwrap()).map(|v| v["video_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, vec![bea1.as_str(), ana1.as_str(), zoe1.as_str()], "completed only, newest first");
+    let zoe_row = &page2[0];
+    assert_eq!((zoe_row["player_name"].as_str(), zoe_row["city"].as_str(), zoe_row["votes"].as_i64()), (Some("Zoe Player"), Some("Cali"), Some(3)));
+    let processed = reqwest::get(zoe_row["processed_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(processed.bytes().await.unwrap().as_ref(), b"processed");
+
+    let (status, r) = app.get("/api/public/rankings", None).await;
+    assert_eq!(status, 200, "{r}");
+    let names: Vec<(&str, i64, i64)> = r["rankings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["username"].as_str().unwrap(), e["votes"].as_i64().unwrap(), e["position"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(names, vec![("Zoe Player", 3, 1), ("Ana Player", 2, 2), ("Bea Player", 2, 3)], "ties in name order");
+    assert_eq!((r["total"].as_i64(), r["page"].as_i64(), r["page_size"].as_i64(), r["total_pages"].as_i64()), (Some(3), Some(1), Some(10), Some(1)));
+
+    let (_, cali) = app.get("/api/public/rankings?city=Cali&page_size=1&page=2", None).await;
+    assert_eq!(cali["rankings"][0]["username"], "Bea Player", "{cali}");
+    assert_eq!(cali["rankings"][0]["position"], 2);
+    assert_eq!((cali["total"].as_i64(), cali["total_pages"].as_i64()), (Some(2), Some(2)));
+    for bad in ["page_size=101", "page_size=0", "page=0", "page=x"] {
+        assert_eq!(app.get(&format!("/api/public/rankings?{bad}"), None).await.0, 422, "{bad}");
+        assert_eq!(app.get(&format!("/api/public/videos?{bad}"), None).await.0, 422, "{bad}");
+    }
+}
+
+async fn operations_routes_answer(db: Db) {
+    let app = app(db).await;
+    let (status, health) = app.get("/health", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("healthy")));
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let (status, ready) = app.get("/ready", None).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+
+    let response = app.http.get(app.url("/no/such/route")).send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"), "every answer carries a request id");
+    let (status, body) = answer(response).await;
+    assert_eq!((status, body["detail"].as_str()), (404, Some("Not Found")));
+
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"anb_http_requests_total{method="GET",route="/health",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"anb_http_request_duration_seconds_count{route="/ready"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"anb_queue_messages{state="visible"} 0"#), "{metrics}");
+
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/videos"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+}
+
+async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let (_, body) = app.upload(&token, mp4_bytes(1000), Some("lost job")).await;
+    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
+    // As if the queue had been down: the message never arrived.
+    let queue = &app.state.backends.queue;
+    let lost = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    queue.delete(&lost[0].receipt).await.unwrap();
+    forget_enqueued(&app, id).await;
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(anb_web::sweep_once(&app.state, later).await.unwrap(), 1);
+    let again = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&again[0].body).unwrap()["video_id"], id.to_string());
+    assert_eq!(anb_web::sweep_once(&app.state, later).await.unwrap(), 0, "sent once");
+}
+
+async fn forget_enqueued(app: &App, id: Uuid) {
+    anb_core::db::on_pool!(&app.state.backends.db, pool => {
+        sqlx::query("UPDATE videos SET enqueued_at = NULL WHERE id = $1").bind(id).execute(pool).await.unwrap();
+    });
+}
+
+/// The production shape: PostgreSQL, S3 and SQS (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_and_sqs_an_upload_streams_to_the_bucket_and_the_job_reaches_the_queue() {
+    let (db, _) = anb_core::testing::postgres().await;
+    let app = App::start(db, Storage::Aws, 64 << 20).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    // Larger than one multipart part, so the upload really goes up in parts.
+    let bytes = mp4_bytes(11 << 20);
+    let (status, body) = app.upload(&token, bytes.clone(), Some("on S3")).await;
+    assert_eq!(status, 201, "{body}");
+    let video_id = body["video_id"].as_str().unwrap();
+    let (_, detail) = app.get(&format!("/api/videos/{video_id}"), Some(&token)).await;
+    let url = detail["original_url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature="), "an S3 presigned URL: {url}");
+    assert_eq!(reqwest::get(url).await.unwrap().bytes().await.unwrap().len(), bytes.len());
+    let message = app.state.backends.queue.receive(1, Duration::from_secs(5), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&message[0].body).unwrap()["video_id"], video_id);
+    let (status, ready) = app.get("/ready", None).await;
+    assert_eq!(status, 200, "{ready}");
+}

@@ -1,0 +1,162 @@
+//! The real router on a loopback port, over a real database and real storage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anb_core::backends::Backends;
+use anb_core::blob::{BlobStore, FolderStore, S3Options, UrlSigner};
+use anb_core::db::Db;
+use anb_core::queue::{EmbeddedQueue, JobQueue, MAX_RECEIVES};
+use anb_core::store::{SqlStore, Store};
+use anb_web::{AppState, WebOptions};
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "test-secret-key-0123456789";
+
+pub struct App {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub enum Storage {
+    Folder,
+    /// S3 and SQS in moto.
+    Aws,
+}
+
+impl App {
+    pub async fn start(db: Db, storage: Storage, max_upload_bytes: u64) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let signer = UrlSigner::new(SECRET, format!("{base}/files"));
+        let (blobs, queue, dead_letters): (Arc<dyn BlobStore>, Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>) = match storage {
+            Storage::Folder => {
+                let queue = EmbeddedQueue::new(db.clone(), "jobs").with_dead_letter("jobs-dead", MAX_RECEIVES);
+                let dead = queue.dead_letter_queue().unwrap();
+                (Arc::new(FolderStore::new(dir.path().join("blobs"), signer.clone())), Arc::new(queue), Some(Arc::new(dead)))
+            }
+            Storage::Aws => {
+                let config = anb_core::testing::aws_config().await;
+                let store = anb_core::testing::s3_store(&config, S3Options::default()).await;
+                let (queue, dead) = anb_core::testing::sqs_queues(&config).await;
+                (Arc::new(store), Arc::new(queue), Some(Arc::new(dead)))
+            }
+        };
+        let store: Arc<dyn Store> = Arc::new(SqlStore::new(db.clone()));
+        let backends = Backends { db, store, blobs, queue, dead_letters };
+        let options = WebOptions { secret_key: SECRET.into(), max_upload_bytes, cors_origins: vec!["*".into()] };
+        let state = AppState::new(backends, signer, &options);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(anb_web::serve(listener, state.clone(), vec!["*".to_string()], async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        App { base, http, state, _dir: dir, stop: Some(stop) }
+    }
+
+    /// Files under the folder store's root, temporary ones included.
+    pub fn files_in_blob_dir(&self) -> usize {
+        fn count(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count(&p) } else { 1 }).sum()
+            })
+        }
+        count(&self._dir.path().join("blobs"))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        answer(self.http.delete(self.url(path)).bearer_auth(token).send().await.unwrap()).await
+    }
+
+    /// Sign up (first name `name`, city `city`) and log in; returns (user id, token).
+    pub async fn player(&self, name: &str, city: &str) -> (String, String) {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let (status, user) = self
+            .post_json(
+                "/api/auth/signup",
+                &json!({"email": email, "password1": "s3cret-pass", "password2": "s3cret-pass",
+                        "first_name": name, "last_name": "Player", "city": city, "country": "Colombia"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let (status, login) = self.post_json("/api/auth/login", &json!({"email": email, "password": "s3cret-pass"}), None).await;
+        assert_eq!(status, 200, "{login}");
+        (user["id"].as_str().unwrap().to_string(), login["access_token"].as_str().unwrap().to_string())
+    }
+
+    /// Upload `bytes` as `file` with a title; returns (status, body).
+    pub async fn upload(&self, token: &str, bytes: Vec<u8>, title: Option<&str>) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4").mime_str("video/mp4").unwrap());
+        if let Some(title) = title {
+            form = form.text("title", title.to_string());
+        }
+        answer(self.http.post(self.url("/api/videos/upload")).bearer_auth(token).multipart(form).send().await.unwrap()).await
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Bytes that start like an MP4 (`ftyp`), then `len` bytes of payload.
+pub fn mp4_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
+    bytes.extend((0..len).map(|i| (i * 7 % 251) as u8));
+    bytes
+}
+
+/// For each async test `fn name(db: Db)`, generate `postgres::name` and `sqlite::name`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { let (db, _) = anb_core::testing::postgres().await; super::$name(db).await }
+        )* }
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let db = anb_core::testing::sqlite(dir.path()).await;
+                super::$name(db).await;
+                drop(dir);
+            }
+        )* }
+    };
+}
