@@ -21,6 +21,8 @@ pub enum Command {
     /// Inspect a pipeline file.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Serve the HTTP API (settings from anb.toml and ANB_*; ANB_SECRET_KEY required).
+    Web,
     /// Apply the database migrations that are not applied yet (ANB_DATABASE_URL), then exit.
     Migrate,
 }
@@ -42,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => process::run(args),
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),
         Command::Migrate => migrate(),
+        Command::Web => crate::web::run(),
     }
 }
 

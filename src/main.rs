@@ -4,6 +4,7 @@ mod cli;
 mod locations;
 mod pipeline_file;
 mod process;
+mod web;
 
 use std::process::ExitCode;
 

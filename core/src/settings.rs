@@ -45,6 +45,11 @@ pub struct Settings {
     pub stall_timeout_secs: u64,
     /// `ANB_SHUTDOWN_GRACE_SECS`: how long running jobs may finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// `ANB_PUBLIC_URL`: the address clients reach the API at (for the folder backend's file
+    /// links); default `http://` + the listen address.
+    pub public_url: Option<String>,
+    /// `ANB_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser, or `*`.
+    pub cors_origins: String,
 }
 
 impl Default for Settings {
@@ -62,6 +67,8 @@ impl Default for Settings {
             visibility_timeout_secs: 60,
             stall_timeout_secs: 60,
             shutdown_grace_secs: 100,
+            public_url: None,
+            cors_origins: "*".into(),
         }
     }
 }
@@ -142,10 +149,24 @@ impl Settings {
                 problems.push(format!("{name}: must be more than 0"));
             }
         }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("ANB_PUBLIC_URL: `{url}` is not an http(s) URL"));
+            }
+        }
         if self.visibility_timeout_secs > 43_200 {
             problems.push("ANB_VISIBILITY_TIMEOUT_SECS: SQS allows at most 43200 (12 hours)".into());
         }
         problems
+    }
+
+    /// The base URL clients use to reach the API.
+    pub fn public_base_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
+    }
+
+    pub fn cors_origin_list(&self) -> Vec<String> {
+        self.cors_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect()
     }
 
     pub fn storage(&self) -> Result<StorageUrl, String> {

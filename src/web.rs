@@ -1,0 +1,59 @@
+//! `anb web`: the HTTP API alone (production: one ECS service behind the load balancer).
+
+use std::process::ExitCode;
+
+use anb_core::backends::Backends;
+use anb_core::blob::UrlSigner;
+use anb_web::{AppState, WebOptions};
+
+use crate::cli::{settings, EXIT_CONFIG};
+
+/// The minimum length of ANB_SECRET_KEY: HS256 wants at least 256 bits of key.
+const MIN_SECRET_LEN: usize = 32;
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let secret = match settings.secret_key.clone() {
+        Some(key) if key.len() >= MIN_SECRET_LEN => key,
+        Some(_) => {
+            eprintln!("ANB_SECRET_KEY: must be at least {MIN_SECRET_LEN} characters");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        None => {
+            eprintln!("ANB_SECRET_KEY: required by `anb web` (only `anb serve` makes one up)");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve_web(settings, secret))
+}
+
+pub async fn serve_web(settings: anb_core::Settings, secret: String) -> anyhow::Result<ExitCode> {
+    let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
+    let backends = Backends::connect(&settings, signer.clone()).await?;
+    let options = WebOptions {
+        secret_key: secret,
+        max_upload_bytes: settings.max_upload_bytes,
+        cors_origins: settings.cors_origin_list(),
+    };
+    let state = AppState::new(backends, signer, &options);
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await?;
+    tracing::info!(address = %settings.listen, "listening");
+    anb_web::serve(listener, state, options.cors_origins.clone(), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM (what ECS sends before stopping a task).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
