@@ -81,8 +81,8 @@ case "${1:-}" in
     pg_url=$(start_postgres)
     moto_url=$(start_moto)
     cat > "$envfile" <<EOF
-export ANB_TEST_POSTGRES_URL=$pg_url
-export ANB_TEST_MOTO_SERVER=$PWD/.venv/bin/moto_server
+export TEST_ANB_POSTGRES_URL=$pg_url
+export TEST_ANB_MOTO_SERVER=$PWD/.venv/bin/moto_server
 export AWS_ENDPOINT_URL=$moto_url
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing

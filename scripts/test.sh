@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 export RUST_BACKTRACE=1
 log=$(mktemp)
 drop_test_databases() {
-  psql "$ANB_TEST_POSTGRES_URL" -tAc "select datname from pg_database where datname like 'anb\_t\_%'" 2>/dev/null |
-    while read -r db; do psql "$ANB_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)" || true; done
+  psql "$TEST_ANB_POSTGRES_URL" -tAc "select datname from pg_database where datname like 'anb\_t\_%'" 2>/dev/null |
+    while read -r db; do psql "$TEST_ANB_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)" || true; done
 }
 cleanup() {
   drop_test_databases || true

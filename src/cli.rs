@@ -21,8 +21,15 @@ pub enum Command {
     /// Inspect a pipeline file.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Web and worker in one process, on embedded defaults (SQLite, data/blobs, embedded queue).
+    Serve,
     /// Serve the HTTP API (settings from anb.toml and ANB_*; ANB_SECRET_KEY required).
     Web,
+    /// Consume the job queue and process videos.
+    Worker,
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Apply the database migrations that are not applied yet (ANB_DATABASE_URL), then exit.
     Migrate,
 }
@@ -36,6 +43,12 @@ pub enum PipelineCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Move every dead-letter message back to the job queue.
+    Redrive,
+}
+
 /// Exit code for an invalid pipeline file or arguments.
 pub const EXIT_CONFIG: u8 = 2;
 
@@ -45,6 +58,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),
         Command::Migrate => migrate(),
         Command::Web => crate::web::run(),
+        Command::Serve => crate::worker_cmd::run_serve(),
+        Command::Worker => crate::worker_cmd::run_worker(),
+        Command::Dlq(DlqCommand::Redrive) => crate::worker_cmd::run_redrive(),
     }
 }
 

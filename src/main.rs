@@ -5,6 +5,7 @@ mod locations;
 mod pipeline_file;
 mod process;
 mod web;
+mod worker_cmd;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
+use std::sync::Arc;
+
 use anb_web::{AppState, WebOptions};
+use anb_worker::telemetry::WorkerMetrics;
 
 use crate::cli::{settings, EXIT_CONFIG};
 
@@ -33,17 +36,33 @@ pub fn run() -> anyhow::Result<ExitCode> {
 
 pub async fn serve_web(settings: anb_core::Settings, secret: String) -> anyhow::Result<ExitCode> {
     let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
-    let backends = Backends::connect(&settings, signer.clone()).await?;
+    let backends = Backends::connect(&settings, signer).await?;
+    serve_web_with(&settings, secret, backends, None, shutdown_signal()).await
+}
+
+/// Serve the API over `backends` until `shutdown`; `worker_metrics` joins `/metrics` when the
+/// worker runs in the same process.
+pub async fn serve_web_with(
+    settings: &anb_core::Settings,
+    secret: String,
+    backends: Backends,
+    worker_metrics: Option<Arc<WorkerMetrics>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
     let options = WebOptions {
         secret_key: secret,
         max_upload_bytes: settings.max_upload_bytes,
         cors_origins: settings.cors_origin_list(),
     };
-    let state = AppState::new(backends, signer, &options);
+    let mut state = AppState::new(backends, signer, &options);
+    if let Some(metrics) = worker_metrics {
+        state.extra_metrics = Some(Arc::new(move || metrics.render()));
+    }
     let listener = tokio::net::TcpListener::bind(&settings.listen).await?;
     tracing::info!(address = %settings.listen, "listening");
-    anb_web::serve(listener, state, options.cors_origins.clone(), shutdown_signal()).await?;
-    tracing::info!("stopped");
+    anb_web::serve(listener, state, options.cors_origins.clone(), shutdown).await?;
+    tracing::info!("web stopped");
     Ok(ExitCode::SUCCESS)
 }
 

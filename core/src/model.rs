@@ -151,6 +151,8 @@ pub enum StartOutcome {
     AlreadyCompleted,
     /// Failed for good (a permanent error): acknowledge, do no work.
     PermanentlyFailed,
+    /// Another attempt is alive (its heartbeat is recent): this message is a duplicate.
+    InProgress,
     /// No such video (deleted, or never existed).
     Missing,
 }

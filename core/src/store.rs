@@ -5,6 +5,8 @@
 //! write of a processing attempt carries the attempt number as a fencing token: a late or
 //! duplicate writer finds no row to update instead of moving a video backwards.
 
+use std::time::Duration;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -103,11 +105,14 @@ pub trait Store: Send + Sync + 'static {
     /// re-enqueues them.
     async fn unqueued_videos(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>>;
 
-    /// Start a processing attempt: `pending`, `processing` (a redelivery after a lost worker) or
-    /// a `failed` whose failure was transient move to `processing`, counting the attempt.
-    async fn start_processing(&self, id: Uuid) -> StoreResult<StartOutcome>;
-    /// Progress of the current attempt (ignored when `attempt` is no longer current).
-    async fn set_progress(&self, id: Uuid, attempt: i32, progress: f64) -> StoreResult<bool>;
+    /// Start a processing attempt: `pending`, a `processing` row whose attempt has shown no sign
+    /// of life (no heartbeat) for `stale_after` (a redelivery after a lost worker), or a `failed`
+    /// whose failure was transient move to `processing`, counting the attempt. A `processing`
+    /// row with a live attempt is `InProgress`: the message is a duplicate.
+    async fn start_processing(&self, id: Uuid, stale_after: Duration) -> StoreResult<StartOutcome>;
+    /// Heartbeat of the current attempt, with its progress when known (ignored when `attempt`
+    /// is no longer current).
+    async fn set_progress(&self, id: Uuid, attempt: i32, progress: Option<f64>) -> StoreResult<bool>;
     /// `processing → completed` for the current attempt.
     async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str) -> StoreResult<bool>;
     /// `processing → failed` for the current attempt, with a stable code.
@@ -280,15 +285,20 @@ impl Store for SqlStore {
         .await?))
     }
 
-    async fn start_processing(&self, id: Uuid) -> StoreResult<StartOutcome> {
+    async fn start_processing(&self, id: Uuid, stale_after: Duration) -> StoreResult<StartOutcome> {
+        let at = now();
+        let stale_before = at - stale_after;
         let started: Option<i32> = on_pool!(&self.db, pool => sqlx::query_scalar(
             "UPDATE videos SET status = 'processing', attempts = attempts + 1, progress = 0, updated_at = $2
              WHERE id = $1 AND original_size IS NOT NULL
-               AND (status IN ('pending', 'processing') OR (status = 'failed' AND error_retryable))
+               AND (status = 'pending'
+                    OR (status = 'processing' AND updated_at < $3)
+                    OR (status = 'failed' AND error_retryable))
              RETURNING attempts",
         )
         .bind(id)
-        .bind(now())
+        .bind(at)
+        .bind(stale_before)
         .fetch_optional(pool)
         .await?);
         let video = self.video(id).await?;
@@ -297,19 +307,20 @@ impl Store for SqlStore {
             (_, None) => StartOutcome::Missing,
             (None, Some(v)) if v.status == VideoStatus::Completed => StartOutcome::AlreadyCompleted,
             (None, Some(v)) if v.status == VideoStatus::Failed => StartOutcome::PermanentlyFailed,
+            (None, Some(v)) if v.status == VideoStatus::Processing => StartOutcome::InProgress,
             // Pending without a confirmed upload: nothing to process.
             (None, Some(_)) => StartOutcome::Missing,
         })
     }
 
-    async fn set_progress(&self, id: Uuid, attempt: i32, progress: f64) -> StoreResult<bool> {
+    async fn set_progress(&self, id: Uuid, attempt: i32, progress: Option<f64>) -> StoreResult<bool> {
         on_pool!(&self.db, pool => Ok(sqlx::query(
-            "UPDATE videos SET progress = $3, updated_at = $4
+            "UPDATE videos SET progress = coalesce($3, progress), updated_at = $4
              WHERE id = $1 AND attempts = $2 AND status = 'processing'",
         )
         .bind(id)
         .bind(attempt)
-        .bind(progress.clamp(0.0, 1.0))
+        .bind(progress.map(|p| p.clamp(0.0, 1.0)))
         .bind(now())
         .execute(pool)
         .await?

@@ -1,6 +1,6 @@
 //! Real services for tests (feature `testing`): a fresh PostgreSQL database per call, a SQLite
 //! file, a fresh bucket and queues in moto. `make test` starts the services and exports:
-//! `ANB_TEST_POSTGRES_URL` (an admin URL), `AWS_ENDPOINT_URL` and dummy credentials. Without
+//! `TEST_ANB_POSTGRES_URL` (an admin URL), `AWS_ENDPOINT_URL` and dummy credentials. Without
 //! them these helpers fail loudly: a test that needs a service never passes by skipping.
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ use crate::db::Db;
 use crate::queue::{SqsQueue, MAX_RECEIVES};
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("ANB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_ANB_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// `url` with its database name replaced.
@@ -32,9 +32,9 @@ pub async fn postgres() -> (Db, String) {
     let admin_url = postgres_admin_url();
     let admin = Db::connect(&admin_url)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} (set ANB_TEST_POSTGRES_URL, or run `make test`): {e}"));
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} (set TEST_ANB_POSTGRES_URL, or run `make test`): {e}"));
     let name = format!("anb_t_{}", Uuid::new_v4().simple());
-    let Db::Postgres(pool) = &admin else { panic!("ANB_TEST_POSTGRES_URL is not a PostgreSQL URL") };
+    let Db::Postgres(pool) = &admin else { panic!("TEST_ANB_POSTGRES_URL is not a PostgreSQL URL") };
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.expect("create a test database");
     admin.close().await;
     let url = with_database(&admin_url, &name);
@@ -53,9 +53,9 @@ pub async fn sqlite(dir: &std::path::Path) -> Db {
 /// The SDK configuration for moto, with a short timeout.
 pub async fn aws_config() -> aws_config::SdkConfig {
     assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("ANB_TEST_REAL_AWS").is_some(),
+        std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("TEST_ANB_REAL_AWS").is_some(),
         "AWS_ENDPOINT_URL is not set: run `make test`, or start moto and point AWS_ENDPOINT_URL at it \
-         (or set ANB_TEST_REAL_AWS=1 to create test buckets and queues in a real account)"
+         (or set TEST_ANB_REAL_AWS=1 to create test buckets and queues in a real account)"
     );
     crate::aws::sdk_config(Duration::from_secs(15)).await
 }

@@ -24,7 +24,7 @@ struct Moto {
 
 impl Moto {
     async fn start() -> Moto {
-        let bin = std::env::var("ANB_TEST_MOTO_SERVER").expect("ANB_TEST_MOTO_SERVER names moto_server (run `make test`)");
+        let bin = std::env::var("TEST_ANB_MOTO_SERVER").expect("TEST_ANB_MOTO_SERVER names moto_server (run `make test`)");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -21,6 +21,10 @@ on_both_databases!(
     migrations_run_twice_without_harm,
 );
 
+/// Heartbeat windows: an attempt counts as alive for a minute, or as dead at once.
+const LIVE: std::time::Duration = std::time::Duration::from_secs(60);
+const STALE: std::time::Duration = std::time::Duration::from_millis(10);
+
 fn new_user(email: &str, first: &str, city: &str) -> NewUser {
     NewUser {
         email: email.into(),
@@ -51,7 +55,7 @@ async fn user(store: &SqlStore, email: &str, first: &str, city: &str) -> Uuid {
 /// A video taken all the way to `completed`.
 async fn completed_video(store: &SqlStore, user_id: Uuid) -> Uuid {
     let video = store.create_video(new_video(user_id)).await.unwrap();
-    let StartOutcome::Started { attempt, .. } = store.start_processing(video.id).await.unwrap() else {
+    let StartOutcome::Started { attempt, .. } = store.start_processing(video.id, LIVE).await.unwrap() else {
         panic!("a pending video starts")
     };
     assert!(store.complete(video.id, attempt, &format!("processed/{}.mp4", video.id)).await.unwrap());
@@ -112,16 +116,21 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
     let video = store.create_video(new_video(owner)).await.unwrap().id;
 
-    let StartOutcome::Started { attempt: first, .. } = store.start_processing(video).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt: first, .. } = store.start_processing(video, LIVE).await.unwrap() else { panic!() };
     assert_eq!(first, 1);
-    assert!(store.set_progress(video, first, 0.4).await.unwrap());
-    // The first worker vanished; the message came back and a second worker took it.
-    let StartOutcome::Started { attempt: second, video: row } = store.start_processing(video).await.unwrap() else {
+    assert!(store.set_progress(video, first, Some(0.4)).await.unwrap());
+    assert!(store.set_progress(video, first, None).await.unwrap(), "a heartbeat without progress");
+    assert_eq!(store.video(video).await.unwrap().unwrap().progress, 0.4, "keeps the last progress");
+    // A duplicate message while the first attempt is alive does not start a second one.
+    assert_eq!(store.start_processing(video, LIVE).await.unwrap(), StartOutcome::InProgress);
+    // The first worker vanished (no heartbeat); the message came back and a second worker took it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let StartOutcome::Started { attempt: second, video: row } = store.start_processing(video, STALE).await.unwrap() else {
         panic!("a redelivery of a processing video starts a new attempt")
     };
     assert_eq!((second, row.attempts, row.progress), (2, 2, 0.0));
     // The first worker's late writes find nothing to update.
-    assert!(!store.set_progress(video, first, 0.9).await.unwrap());
+    assert!(!store.set_progress(video, first, Some(0.9)).await.unwrap());
     assert!(!store.fail(video, first, "pipeline-stalled", "late", true).await.unwrap());
     assert!(!store.complete(video, first, "processed/x.mp4").await.unwrap());
 
@@ -130,13 +139,13 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     assert_eq!((done.status, done.progress), (VideoStatus::Completed, 1.0));
     assert!(done.processed_at.is_some());
     // A duplicate message for a completed video does no work, and nothing moves it back.
-    assert_eq!(store.start_processing(video).await.unwrap(), StartOutcome::AlreadyCompleted);
+    assert_eq!(store.start_processing(video, LIVE).await.unwrap(), StartOutcome::AlreadyCompleted);
     assert!(!store.fail(video, second, "invalid-input", "duplicate", false).await.unwrap());
     assert!(!store.retry_later(video, second, "storage-unavailable", "duplicate").await.unwrap());
     assert!(!store.complete(video, second, "processed/other.mp4").await.unwrap());
     let after = store.video(video).await.unwrap().unwrap();
     assert_eq!((after.status, after.processed_key), (VideoStatus::Completed, done.processed_key));
-    assert_eq!(store.start_processing(Uuid::new_v4()).await.unwrap(), StartOutcome::Missing);
+    assert_eq!(store.start_processing(Uuid::new_v4(), LIVE).await.unwrap(), StartOutcome::Missing);
 }
 
 async fn transient_failures_can_be_retried_permanent_ones_cannot(db: Db) {
@@ -144,29 +153,29 @@ async fn transient_failures_can_be_retried_permanent_ones_cannot(db: Db) {
     let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
 
     let flaky = store.create_video(new_video(owner)).await.unwrap().id;
-    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky, LIVE).await.unwrap() else { panic!() };
     assert!(store.retry_later(flaky, attempt, "storage-unavailable", "S3 timed out").await.unwrap());
     let row = store.video(flaky).await.unwrap().unwrap();
     assert_eq!((row.status, row.error_code.as_deref()), (VideoStatus::Pending, Some("storage-unavailable")));
-    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(flaky, LIVE).await.unwrap() else { panic!() };
     // Out of receives: failed with the last code, but a redrive may still retry it.
     assert!(store.fail(flaky, attempt, "pipeline-stalled", "no progress", true).await.unwrap());
-    assert!(matches!(store.start_processing(flaky).await.unwrap(), StartOutcome::Started { attempt: 3, .. }));
+    assert!(matches!(store.start_processing(flaky, LIVE).await.unwrap(), StartOutcome::Started { attempt: 3, .. }));
 
     let broken = store.create_video(new_video(owner)).await.unwrap().id;
-    let StartOutcome::Started { attempt, .. } = store.start_processing(broken).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(broken, LIVE).await.unwrap() else { panic!() };
     assert!(store.fail(broken, attempt, "invalid-input", "not a video", false).await.unwrap());
-    assert_eq!(store.start_processing(broken).await.unwrap(), StartOutcome::PermanentlyFailed);
+    assert_eq!(store.start_processing(broken, LIVE).await.unwrap(), StartOutcome::PermanentlyFailed);
     let row = store.video(broken).await.unwrap().unwrap();
     assert_eq!((row.status, row.error_code.as_deref(), row.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));
     assert_eq!(row.error_message.as_deref(), Some("not a video"));
 
     // A direct upload that was never confirmed is not processed.
     let unconfirmed = store.create_video(NewVideo { original_size: None, ..new_video(owner) }).await.unwrap().id;
-    assert_eq!(store.start_processing(unconfirmed).await.unwrap(), StartOutcome::Missing);
+    assert_eq!(store.start_processing(unconfirmed, LIVE).await.unwrap(), StartOutcome::Missing);
     assert!(store.confirm_upload(unconfirmed, 99).await.unwrap());
     assert!(!store.confirm_upload(unconfirmed, 99).await.unwrap(), "confirmed once");
-    assert!(matches!(store.start_processing(unconfirmed).await.unwrap(), StartOutcome::Started { .. }));
+    assert!(matches!(store.start_processing(unconfirmed, LIVE).await.unwrap(), StartOutcome::Started { .. }));
 }
 
 async fn votes_are_once_per_user_and_for_completed_videos_only(db: Db) {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub signer: UrlSigner,
     pub max_upload_bytes: u64,
     pub metrics: Arc<Metrics>,
+    /// More metrics text appended to `/metrics` (the worker's, when both run in one process).
+    pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 /// Web settings beyond the backends.
@@ -62,6 +64,7 @@ impl AppState {
             signer,
             max_upload_bytes: options.max_upload_bytes,
             metrics: Arc::default(),
+            extra_metrics: None,
         }
     }
 }

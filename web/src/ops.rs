@@ -33,7 +33,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let queue = state.backends.queue.depth().await.ok().map(|d| (d.visible, d.in_flight));
-    let text = state.metrics.render(queue);
+    let mut text = state.metrics.render(queue);
+    if let Some(extra) = &state.extra_metrics {
+        text.push_str(&extra());
+    }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -28,6 +28,8 @@ const MAX_DESCRIPTION_CHARS: usize = 5000;
 /// Multipart framing and the text fields around the file, allowed on top of the file limit
 /// when judging a request by its Content-Length.
 const FORM_OVERHEAD: u64 = 64 * 1024;
+/// How long a refused upload's remaining bytes are read and dropped before answering.
+const DRAIN_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize)]
 pub struct UploadResponse {
@@ -57,7 +59,9 @@ pub async fn upload(
     let max = state.max_upload_bytes;
     let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max + FORM_OVERHEAD) {
-        return Err(too_large(max)); // refused before a byte is stored
+        // Refused before a byte is stored.
+        drain(form).await;
+        return Err(too_large(max));
     }
     let video_id = Uuid::new_v4();
     let mut title = None;
@@ -76,6 +80,9 @@ pub async fn upload(
         Ok(())
     }
     .await;
+    if matches!(&outcome, Err(ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, _))) {
+        drain(form).await;
+    }
     let result = async {
         outcome?;
         let mut problems = Vec::new();
@@ -121,6 +128,18 @@ pub async fn upload(
     state.metrics.upload(stored.map_or(0, |(_, size)| size));
     enqueue(&state, video_id).await;
     Ok((StatusCode::CREATED, Json(UploadResponse { video_id, user_id })))
+}
+
+/// Read and discard what is left of a refused request for a bounded while, as nginx's lingering
+/// close does: a client still sending would otherwise see its connection reset instead of the
+/// 413 that explains why.
+async fn drain(mut form: Multipart) {
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    })
+    .await;
 }
 
 /// Send the job. A failure here loses nothing: the row stays `pending` without `enqueued_at`,

@@ -1,6 +1,21 @@
-//! anb-worker: the queue consumer that runs the pipeline on uploaded videos.
+//! anb-worker: the queue consumer. It turns queued uploads into processed videos with the
+//! pipeline, streaming from blob storage to blob storage, under the reliability contract of
+//! `../shared/design.md`: at-least-once delivery, once-only effect, nothing lost to a crash, a
+//! graceful stop on SIGTERM.
 //!
-//! So far: [`adapters`], which let the pipeline read from and write to blob storage. The consumer
-//! loop, leases and shutdown come with issue 5.
+//! - [`adapters`]: blob storage as the pipeline's byte source and sink;
+//! - [`job`]: one message to its outcome; [`lease`]: the visibility heartbeat tied to progress;
+//! - [`consumer`]: slots, receiving, shutdown; [`protection`]: ECS scale-in protection;
+//! - [`telemetry`]: metrics as Prometheus text and CloudWatch EMF lines.
 
 pub mod adapters;
+pub mod consumer;
+pub mod job;
+pub mod lease;
+mod options;
+pub mod protection;
+pub mod telemetry;
+
+pub use consumer::{Summary, Worker};
+pub use job::{processed_key, JobContext, Outcome};
+pub use options::{available_cpus, default_concurrency, WorkerOptions};

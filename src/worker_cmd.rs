@@ -1,0 +1,131 @@
+//! `anb worker` (the queue consumer alone, as the ECS worker service runs it), `anb serve` (web
+//! and worker in one process on embedded defaults) and `anb dlq redrive`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anb_core::backends::Backends;
+use anb_core::blob::UrlSigner;
+use anb_core::queue::redrive;
+use anb_core::Settings;
+use anb_pipeline::BuildContext;
+use anb_worker::protection::ScaleInProtection;
+use anb_worker::telemetry::WorkerMetrics;
+use anb_worker::{JobContext, Worker, WorkerOptions};
+use tokio::sync::watch;
+
+use crate::cli::{settings, EXIT_CONFIG};
+use crate::pipeline_file;
+use crate::web::shutdown_signal;
+
+/// Where `anb serve` keeps the signing key it makes up (mode 0600).
+const SERVE_SECRET_FILE: &str = "data/secret_key";
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// The worker for these settings, or the exit code of a bad pipeline file.
+fn worker(settings: &Settings, backends: Backends, metrics: Arc<WorkerMetrics>) -> Result<Worker, ExitCode> {
+    let options = WorkerOptions::from_settings(settings);
+    let loaded = pipeline_file::load(Some(&settings.pipeline).filter(|p| p.exists()).map(|p| p.as_path()), &BuildContext::with_threads(options.threads_per_job))
+        .map_err(|e| {
+            eprint!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        })?;
+    tracing::info!(pipeline = %loaded.source_name, concurrency = options.concurrency, threads_per_job = options.threads_per_job, "worker ready");
+    let ctx = JobContext { backends, pipeline: loaded.pipeline, options, metrics };
+    Ok(Worker::new(ctx, ScaleInProtection::from_env()))
+}
+
+/// A signer for the folder backend's URLs; a worker never presigns, so any key does there.
+fn signer(settings: &Settings, secret: &str) -> UrlSigner {
+    UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()))
+}
+
+pub fn run_worker() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async {
+        let secret = settings.secret_key.clone().unwrap_or_default();
+        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+        let metrics = Arc::new(WorkerMetrics::new());
+        let worker = match worker(&settings, backends, metrics) {
+            Ok(w) => w,
+            Err(code) => return Ok(code),
+        };
+        let summary = worker.run(shutdown_signal()).await;
+        tracing::info!(jobs = summary.outcomes.len(), "worker stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The key `anb serve` signs with: ANB_SECRET_KEY, or one made once and kept in `data/`.
+fn serve_secret(settings: &Settings) -> std::io::Result<String> {
+    if let Some(key) = &settings.secret_key {
+        return Ok(key.clone());
+    }
+    let path = std::path::Path::new(SERVE_SECRET_FILE);
+    if let Ok(key) = std::fs::read_to_string(path) {
+        if !key.trim().is_empty() {
+            return Ok(key.trim().to_string());
+        }
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(path.parent().expect("a folder"))?;
+    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(key.as_bytes())?;
+    Ok(key)
+}
+
+pub fn run_serve() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let secret = serve_secret(&settings)?;
+    runtime()?.block_on(async {
+        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+        let metrics = Arc::new(WorkerMetrics::new());
+        let worker = match worker(&settings, backends.clone(), metrics.clone()) {
+            Ok(w) => w,
+            Err(code) => return Ok(code),
+        };
+        // One signal stops both halves.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let web = crate::web::serve_web_with(&settings, secret, backends, Some(metrics), stopped(stop_rx.clone()));
+        let work = worker.run(stopped(stop_rx));
+        let (web, summary) = tokio::join!(web, work);
+        tracing::info!(jobs = summary.outcomes.len(), "worker stopped");
+        web
+    })
+}
+
+pub fn run_redrive() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async {
+        let secret = settings.secret_key.clone().unwrap_or_default();
+        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+        let Some(dead) = backends.dead_letters.clone() else {
+            eprintln!("ANB_DLQ_URL: no dead-letter queue is configured");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        };
+        let moved = redrive(dead.as_ref(), backends.queue.as_ref(), usize::MAX).await?;
+        println!("moved {moved} message(s) from the dead-letter queue back to the queue");
+        Ok(ExitCode::SUCCESS)
+    })
+}

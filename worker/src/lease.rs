@@ -1,0 +1,88 @@
+//! The lease heartbeat: while the pipeline makes progress, keep the message invisible to other
+//! workers by extending its visibility ahead of expiry. When progress stops for the stall
+//! timeout, stop extending (the pipeline's own watchdog aborts the run with `pipeline-stalled`
+//! and the message goes back). When the lease is lost, or the worker is shutting down, cancel
+//! the run.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anb_pipeline::{CancelToken, Progress};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::job::{lease_lost, JobContext};
+
+/// How the lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// Held to the end of the run.
+    Held,
+    /// Another worker may hold the message now.
+    Lost,
+    /// The worker is stopping; the run was cancelled.
+    Shutdown,
+}
+
+const TICK: Duration = Duration::from_millis(200);
+/// How often the video row's heartbeat (with progress) is written, at most.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+#[allow(clippy::too_many_arguments)]
+pub async fn hold_lease(
+    ctx: &JobContext,
+    receipt: &str,
+    video_id: Uuid,
+    attempt: i32,
+    progress: Arc<Mutex<Option<Progress>>>,
+    cancel: CancelToken,
+    shutdown: CancelToken,
+    mut done: watch::Receiver<bool>,
+) -> LeaseEnd {
+    let visibility = ctx.options.visibility;
+    // Extend every third of the window, so two extensions can fail before the lease runs out.
+    let extend_every = (visibility / 3).max(TICK);
+    let mut next_extend = Instant::now() + extend_every;
+    // Often enough that a live attempt never looks dead to `start_processing` (half a lease).
+    let heartbeat_every = HEARTBEAT_EVERY.min(visibility / 4).max(TICK);
+    let mut next_heartbeat = Instant::now() + heartbeat_every;
+    let mut last_seen: Option<(Duration, u64, u64)> = None;
+    let mut last_change = Instant::now();
+    let mut end = LeaseEnd::Held;
+    loop {
+        if *done.borrow() {
+            return end;
+        }
+        if end == LeaseEnd::Held && shutdown.is_cancelled() {
+            cancel.cancel();
+            end = LeaseEnd::Shutdown;
+        }
+        let snapshot = progress.lock().expect("progress").clone();
+        if let Some(p) = &snapshot {
+            let seen = (p.position, p.bytes_read, p.bytes_written);
+            if last_seen != Some(seen) {
+                last_seen = Some(seen);
+                last_change = Instant::now();
+            }
+        }
+        let now = Instant::now();
+        if end == LeaseEnd::Held && now >= next_extend && last_change.elapsed() < ctx.options.stall_timeout {
+            match ctx.backends.queue.change_visibility(receipt, visibility).await {
+                Ok(()) => next_extend = now + extend_every,
+                Err(e) if lease_lost(&e) => {
+                    tracing::warn!(%video_id, attempt, "lease lost; abandoning the run");
+                    cancel.cancel();
+                    end = LeaseEnd::Lost;
+                }
+                // A blip: try again on the next tick, well before the lease runs out.
+                Err(e) => tracing::warn!(%video_id, error = %e, "could not extend the lease"),
+            }
+        }
+        if now >= next_heartbeat && end == LeaseEnd::Held {
+            next_heartbeat = now + heartbeat_every;
+            let fraction = snapshot.as_ref().and_then(Progress::fraction);
+            let _ = ctx.backends.store.set_progress(video_id, attempt, fraction).await;
+        }
+        let _ = tokio::time::timeout(TICK, done.changed()).await;
+    }
+}
