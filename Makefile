@@ -11,11 +11,13 @@ deps:
 build: deps
 	$(CARGO) build --release
 
-# Until `anb serve` lands, `make run` shows the pipeline on a generated clip.
+# The whole platform in one process on embedded defaults: SQLite in data/anb.db, blobs in
+# data/blobs, the embedded queue, a signing key made once and kept in data/secret_key.
+# A sample clip to upload is generated at data/sample-in.mp4.
 run: build sample
-	./target/release/anb pipeline check
-	./target/release/anb process data/sample-in.mp4 data/sample-out.mp4
-	@echo "Processed clip: data/sample-out.mp4"
+	./target/release/anb pipeline check >/dev/null
+	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C stops it). Try: curl http://127.0.0.1:8000/health"
+	./target/release/anb serve
 
 sample:
 	@mkdir -p data

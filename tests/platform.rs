@@ -1,0 +1,138 @@
+//! The whole platform in one process, as `make run` starts it: `anb serve` on embedded defaults
+//! (SQLite, a blob folder, the embedded queue, a secret made up and kept in data/), driven over
+//! HTTP like a client app: sign up, log in, upload a clip, watch it get processed, download
+//! the result, vote, see the rankings; then SIGTERM.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, pipeline: &std::path::Path) -> Serve {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_anb"))
+        .arg("serve")
+        .current_dir(dir)
+        .env("ANB_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ANB_PIPELINE", pipeline)
+        .env("ANB_WORKER_CONCURRENCY", "1")
+        .env_remove("ANB_SECRET_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Serve { child, base: format!("http://127.0.0.1:{port}") }
+}
+
+const QUICK: &str = r#"
+[[stage]]
+type = "trim"
+max_duration_secs = 3
+
+[[stage]]
+type = "resize"
+width = 320
+height = 180
+
+[[stage]]
+type = "watermark"
+text = { content = "ANB" }
+
+[[stage]]
+type = "encode"
+preset = "ultrafast"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline_file(dir.path(), "pipeline.toml", QUICK);
+    let input = dir.path().join("dunk.mp4");
+    generate(&input, &Clip { secs: 5, ..Clip::default() });
+    let serve = start(dir.path(), &pipeline);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let url = |path: &str| format!("{}{path}", serve.base);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http.get(url("/health")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "anb serve did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dir.path().join("data/secret_key").exists(), "serve keeps its signing key in data/");
+
+    let signup = json!({"email": "ana@example.com", "password1": "dunk-dunk-dunk", "password2": "dunk-dunk-dunk",
+                        "first_name": "Ana", "last_name": "Ruiz", "city": "Cali", "country": "Colombia"});
+    assert_eq!(http.post(url("/api/auth/signup")).json(&signup).send().await.unwrap().status(), 201);
+    let login: Value = http
+        .post(url("/api/auth/login"))
+        .json(&json!({"email": "ana@example.com", "password": "dunk-dunk-dunk"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+
+    let form = reqwest::multipart::Form::new()
+        .text("title", "Game winner")
+        .part("file", reqwest::multipart::Part::bytes(std::fs::read(&input).unwrap()).file_name("dunk.mp4"));
+    let upload = http.post(url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    assert_eq!(upload.status(), 201);
+    let video_id = upload.json::<Value>().await.unwrap()["video_id"].as_str().unwrap().to_string();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let detail = loop {
+        let detail: Value = http.get(url(&format!("/api/videos/{video_id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        match detail["status"].as_str() {
+            Some("completed") => break detail,
+            Some("failed") => panic!("processing failed: {detail}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "not processed in time: {detail}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(detail["progress"], 1.0);
+    let processed = http.get(detail["processed_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(processed.status(), 200);
+    let output = dir.path().join("out.mp4");
+    std::fs::write(&output, processed.bytes().await.unwrap()).unwrap();
+    let p = probe(&output);
+    assert_eq!((p.video()["width"].as_u64(), p.video()["height"].as_u64()), (Some(320), Some(180)));
+    assert!((p.format_duration() - 3.0).abs() < 0.2, "{} s", p.format_duration());
+
+    let vote = http.post(url(&format!("/api/public/videos/{video_id}/vote"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(vote.status(), 200);
+    let rankings: Value = http.get(url("/api/public/rankings?city=cali")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rankings["rankings"][0]["username"], "Ana Ruiz");
+    assert_eq!(rankings["rankings"][0]["votes"], 1);
+    let metrics = http.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"anb_jobs_total{outcome="completed",code=""} 1"#), "the worker's metrics join /metrics: {metrics}");
+
+    let mut serve = serve;
+    Command::new("kill").args(["-TERM", &serve.child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "anb serve did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
