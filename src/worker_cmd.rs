@@ -43,7 +43,12 @@ fn signer(settings: &Settings, secret: &str) -> UrlSigner {
     UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()))
 }
 
-pub fn run_worker() -> anyhow::Result<ExitCode> {
+/// Settings, a runtime and the backends for a command that does not serve URLs; then `body`.
+fn with_backends<F, Fut>(body: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Settings, Backends) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
     let settings = match settings() {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -51,6 +56,12 @@ pub fn run_worker() -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let secret = settings.secret_key.clone().unwrap_or_default();
         let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+        body(settings, backends).await
+    })
+}
+
+pub fn run_worker() -> anyhow::Result<ExitCode> {
+    with_backends(|settings, backends| async move {
         let metrics = Arc::new(WorkerMetrics::new());
         let worker = match worker(&settings, backends, metrics) {
             Ok(w) => w,
@@ -113,13 +124,7 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_redrive() -> anyhow::Result<ExitCode> {
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    runtime()?.block_on(async {
-        let secret = settings.secret_key.clone().unwrap_or_default();
-        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+    with_backends(|_, backends| async move {
         let Some(dead) = backends.dead_letters.clone() else {
             eprintln!("ANB_DLQ_URL: no dead-letter queue is configured");
             return Ok(ExitCode::from(EXIT_CONFIG));

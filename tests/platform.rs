@@ -124,6 +124,15 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     let metrics = http.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"anb_jobs_total{outcome="completed",code=""} 1"#), "the worker's metrics join /metrics: {metrics}");
 
+    // A client written for the original API (Python `requests`), unchanged.
+    let client = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/client/showcase_client.py"))
+        .arg(&serve.base)
+        .arg(&input)
+        .output()
+        .expect("the venv's Python (make test installs it with moto, which brings requests)");
+    assert!(client.status.success(), "{}\n{}", String::from_utf8_lossy(&client.stdout), String::from_utf8_lossy(&client.stderr));
+
     let mut serve = serve;
     Command::new("kill").args(["-TERM", &serve.child.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -110,3 +110,31 @@ pub async fn sqs_queues(config: &aws_config::SdkConfig) -> (SqsQueue, SqsQueue) 
         .expect("queue url");
     (SqsQueue::new(client.clone(), url), SqsQueue::new(client, dlq_url))
 }
+
+/// For each async test `fn name(db: Db)` in scope, generate `postgres::name` and `sqlite::name`,
+/// each on a fresh database: one conformance test, both backends.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (db, _) = $crate::testing::postgres().await;
+                    super::$name(db).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::testing::sqlite(dir.path()).await;
+                    super::$name(db).await;
+                    drop(dir);
+                }
+            )*
+        }
+    };
+}

@@ -1,14 +1,12 @@
 //! The database store's conformance suite, run on PostgreSQL and on SQLite.
 
-mod support;
-
 use anb_core::db::Db;
 use anb_core::model::{NewUser, NewVideo, Page, StartOutcome, VideoStatus};
 use anb_core::store::{Conflict, SqlStore, Store, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-on_both_databases!(
+anb_core::on_both_databases!(
     users_are_unique_by_email_in_any_case,
     videos_belong_to_existing_users_and_list_newest_first,
     a_video_with_votes_cannot_be_deleted,

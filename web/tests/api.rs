@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use support::*;
 use uuid::Uuid;
 
-on_both_databases!(
+anb_core::on_both_databases!(
     signup_validates_and_login_issues_tokens,
     protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_tokens,
     an_upload_is_stored_listed_enqueued_and_downloadable_until_its_link_expires,

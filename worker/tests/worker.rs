@@ -17,7 +17,8 @@ use anb_worker::telemetry::WorkerMetrics;
 use anb_worker::{JobContext, Outcome, Worker, WorkerOptions};
 use uuid::Uuid;
 
-/// A pipeline slow enough (60 s of 720p) that a job is still running seconds after it starts.
+/// A pipeline slow enough (60 s of 720p, x264 `medium`) that a job is still running seconds
+/// after it starts.
 const SLOW_PIPELINE: &str = r#"
 [[stage]]
 type = "trim"
@@ -30,7 +31,7 @@ height = 720
 
 [[stage]]
 type = "encode"
-preset = "ultrafast"
+preset = "medium"
 "#;
 
 /// A small, quick pipeline: the first 2 s, scaled down, encoded fast.
@@ -141,24 +142,7 @@ fn clip(dir: &Path, name: &str, secs: u32, size: &str) -> std::path::PathBuf {
     path
 }
 
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { let (db, _) = anb_core::testing::postgres().await; super::$name(super::Rig::new(db).await).await }
-        )* }
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let db = anb_core::testing::sqlite(dir.path()).await;
-                super::$name(super::Rig::new(db).await).await
-            }
-        )* }
-    };
-}
-
-on_both_databases!(
+anb_core::on_both_databases!(
     uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settled_once,
     a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it,
     shutdown_hands_a_running_job_back_at_once,
@@ -181,7 +165,8 @@ where
     worker.run(shutdown).await.outcomes
 }
 
-async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settled_once(rig: Rig) {
+async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settled_once(db: Db) {
+    let rig = Rig::new(db).await;
     let good = rig.upload(&clip(rig.dir.path(), "good.mp4", 4, "320x240")).await;
     std::fs::write(rig.dir.path().join("notes.mp4"), "not a video at all\n".repeat(500)).unwrap();
     let bad = rig.upload(&rig.dir.path().join("notes.mp4")).await;
@@ -215,7 +200,8 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     assert_eq!(outcomes.len(), 5);
 }
 
-async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it(rig: Rig) {
+async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it(db: Db) {
+    let rig = Rig::new(db).await;
     let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
     // A real storage fault: `processed` is a file, so no output can be written under it.
     let blocker = rig.dir.path().join("blobs/processed");
@@ -248,7 +234,8 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
     assert_eq!(rig.video(id).await.attempts, MAX_RECEIVES as i32 + 1);
 }
 
-async fn shutdown_hands_a_running_job_back_at_once(rig: Rig) {
+async fn shutdown_hands_a_running_job_back_at_once(db: Db) {
+    let rig = Rig::new(db).await;
     // Long enough to still be running when the worker is told to stop.
     let id = rig.upload(&clip(rig.dir.path(), "long.mp4", 60, "320x240")).await;
     let options = WorkerOptions { shutdown_grace: Duration::ZERO, ..options() };
@@ -267,7 +254,8 @@ async fn shutdown_hands_a_running_job_back_at_once(rig: Rig) {
     assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
 }
 
-async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives(rig: Rig) {
+async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives(db: Db) {
+    let rig = Rig::new(db).await;
     let first = rig.upload(&clip(rig.dir.path(), "a.mp4", 60, "320x240")).await;
     let others = [rig.upload(&clip(rig.dir.path(), "b.mp4", 3, "160x120")).await, rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await];
     // One slot and a 2-second lease: the first job outlives its lease many times over unless

@@ -140,23 +140,3 @@ pub fn mp4_bytes(len: usize) -> Vec<u8> {
     bytes.extend((0..len).map(|i| (i * 7 % 251) as u8));
     bytes
 }
-
-/// For each async test `fn name(db: Db)`, generate `postgres::name` and `sqlite::name`.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { let (db, _) = anb_core::testing::postgres().await; super::$name(db).await }
-        )* }
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let db = anb_core::testing::sqlite(dir.path()).await;
-                super::$name(db).await;
-                drop(dir);
-            }
-        )* }
-    };
-}
