@@ -147,7 +147,20 @@ anb_core::on_both_databases!(
     a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it,
     shutdown_hands_a_running_job_back_at_once,
     the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives,
+    a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lettered,
 );
+
+/// A `gst` stage that blocks: identity waits on the clock for an hour before each frame. (A
+/// clock wait, unlike a sleep, ends when the pipeline is torn down.)
+const STALLING_PIPELINE: &str = r#"
+[[stage]]
+type = "gst"
+video = "identity sync=true ts-offset=3600000000000"
+
+[[stage]]
+type = "encode"
+preset = "ultrafast"
+"#;
 
 /// Run the worker until `stop` says so (bounded), then shut it down.
 async fn run_until<F, Fut>(worker: &Worker, stop: F) -> Vec<Outcome>
@@ -295,4 +308,22 @@ async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_rece
     let took = long.processed_at.unwrap() - long.uploaded_at;
     assert!(took > time::Duration::seconds(3), "the first job must outlive its 2 s lease for this test to mean anything: {took}");
     assert_eq!(max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 1, "never more messages than slots");
+}
+
+async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lettered(db: Db) {
+    let rig = Rig::new(db).await;
+    let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
+    let options = WorkerOptions { stall_timeout: Duration::from_secs(2), ..options() };
+    let worker = rig.worker_with(options, STALLING_PIPELINE);
+    let dead = rig.backends.dead_letters.clone().unwrap();
+    let outcomes = run_until(&worker, || {
+        let dead = dead.clone();
+        async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
+    })
+    .await;
+    assert_eq!(outcomes, vec![Outcome::Retry("pipeline-stalled".into()); MAX_RECEIVES as usize]);
+    let video = rig.video(id).await;
+    assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));
+    assert_eq!(video.attempts, MAX_RECEIVES as i32);
+    assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
 }
