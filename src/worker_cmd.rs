@@ -25,17 +25,28 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
-/// The worker for these settings, or the exit code of a bad pipeline file.
-fn worker(settings: &Settings, backends: Backends, metrics: Arc<WorkerMetrics>) -> Result<Worker, ExitCode> {
+/// The pipeline file for these settings, or the exit code of a bad one.
+fn load_pipeline(settings: &Settings) -> Result<pipeline_file::Loaded, ExitCode> {
     let options = WorkerOptions::from_settings(settings);
-    let loaded = pipeline_file::load(Some(&settings.pipeline).filter(|p| p.exists()).map(|p| p.as_path()), &BuildContext::with_threads(options.threads_per_job))
-        .map_err(|e| {
-            eprint!("{e}");
-            ExitCode::from(EXIT_CONFIG)
-        })?;
+    let explicit = Some(&settings.pipeline).filter(|p| p.exists()).map(|p| p.as_path());
+    pipeline_file::load(explicit, &BuildContext::with_threads(options.threads_per_job)).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// The backends, with S3 sized by the pipeline's `download` and `upload` stages.
+async fn connect(settings: &Settings, secret: &str, loaded: &pipeline_file::Loaded) -> anyhow::Result<Backends> {
+    let pipeline = &loaded.pipeline;
+    let s3 = anb_worker::adapters::s3_options(pipeline.source_options(), pipeline.sink_options());
+    Ok(Backends::connect_with(settings, signer(settings, secret), s3).await?)
+}
+
+fn worker(settings: &Settings, loaded: pipeline_file::Loaded, backends: Backends, metrics: Arc<WorkerMetrics>) -> Worker {
+    let options = WorkerOptions::from_settings(settings);
     tracing::info!(pipeline = %loaded.source_name, concurrency = options.concurrency, threads_per_job = options.threads_per_job, "worker ready");
     let ctx = JobContext { backends, pipeline: loaded.pipeline, options, metrics };
-    Ok(Worker::new(ctx, ScaleInProtection::from_env()))
+    Worker::new(ctx, ScaleInProtection::from_env())
 }
 
 /// A signer for the folder backend's URLs; a worker never presigns, so any key does there.
@@ -43,30 +54,19 @@ fn signer(settings: &Settings, secret: &str) -> UrlSigner {
     UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()))
 }
 
-/// Settings, a runtime and the backends for a command that does not serve URLs; then `body`.
-fn with_backends<F, Fut>(body: F) -> anyhow::Result<ExitCode>
-where
-    F: FnOnce(Settings, Backends) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
-{
+pub fn run_worker() -> anyhow::Result<ExitCode> {
     let settings = match settings() {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let loaded = match load_pipeline(&settings) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     runtime()?.block_on(async {
         let secret = settings.secret_key.clone().unwrap_or_default();
-        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
-        body(settings, backends).await
-    })
-}
-
-pub fn run_worker() -> anyhow::Result<ExitCode> {
-    with_backends(|settings, backends| async move {
-        let metrics = Arc::new(WorkerMetrics::new());
-        let worker = match worker(&settings, backends, metrics) {
-            Ok(w) => w,
-            Err(code) => return Ok(code),
-        };
+        let backends = connect(&settings, &secret, &loaded).await?;
+        let worker = worker(&settings, loaded, backends, Arc::new(WorkerMetrics::new()));
         let summary = worker.run(shutdown_signal()).await;
         tracing::info!(jobs = summary.outcomes.len(), "worker stopped");
         Ok(ExitCode::SUCCESS)
@@ -99,13 +99,14 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let secret = serve_secret(&settings)?;
+    let loaded = match load_pipeline(&settings) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     runtime()?.block_on(async {
-        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
+        let backends = connect(&settings, &secret, &loaded).await?;
         let metrics = Arc::new(WorkerMetrics::new());
-        let worker = match worker(&settings, backends.clone(), metrics.clone()) {
-            Ok(w) => w,
-            Err(code) => return Ok(code),
-        };
+        let worker = worker(&settings, loaded, backends.clone(), metrics.clone());
         // One signal stops both halves.
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -124,7 +125,13 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_redrive() -> anyhow::Result<ExitCode> {
-    with_backends(|_, backends| async move {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async {
+        let secret = settings.secret_key.clone().unwrap_or_default();
+        let backends = Backends::connect(&settings, signer(&settings, &secret)).await?;
         let Some(dead) = backends.dead_letters.clone() else {
             eprintln!("ANB_DLQ_URL: no dead-letter queue is configured");
             return Ok(ExitCode::from(EXIT_CONFIG));

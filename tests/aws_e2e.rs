@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anb_core::blob::S3Options;
+use anb_core::testing::OwnMoto;
 use anb_core::queue::JobQueue;
 use serde_json::{json, Value};
 use support::*;
@@ -41,8 +42,16 @@ struct Platform {
 
 impl Platform {
     async fn start(pipeline: &Path, visibility_secs: u32) -> Platform {
+        Platform::start_with(pipeline, visibility_secs, None, &[]).await
+    }
+
+    /// `moto`: a moto of the test's own instead of the shared one; `extra`: more settings.
+    async fn start_with(pipeline: &Path, visibility_secs: u32, moto: Option<&OwnMoto>, extra: &[(&str, &str)]) -> Platform {
         let (db, db_url) = anb_core::testing::postgres().await;
-        let config = anb_core::testing::aws_config().await;
+        let config = match moto {
+            Some(moto) => moto.aws_config(Duration::from_secs(15)).await,
+            None => anb_core::testing::aws_config().await,
+        };
         let blobs = anb_core::testing::s3_store(&config, S3Options::default()).await;
         let (queue, dlq) = anb_core::testing::sqs_queues(&config).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -59,6 +68,8 @@ impl Platform {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .chain(moto.map(|m| ("AWS_ENDPOINT_URL".to_string(), m.url.clone())))
         .collect();
         let mut platform = Platform {
             base: format!("http://127.0.0.1:{port}"),
@@ -98,6 +109,22 @@ impl Platform {
             .unwrap();
         self.processes.0.push(child);
         self.processes.0.len() - 1
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        Command::new("kill").args([signal, &self.processes.0[index].id().to_string()]).status().unwrap();
+    }
+
+    /// Wait (bounded) for a process to exit; its status.
+    async fn exited(&mut self, index: usize, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.processes.0[index].try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process {index} did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn kill(&mut self, index: usize) {
@@ -254,4 +281,85 @@ async fn a_corrupt_upload_fails_once_with_invalid_input_and_is_not_retried() {
     assert_eq!(platform.attempts(&id).await, 1, "no retry");
     assert!(platform.queues_empty().await, "nothing in the dead-letter queue");
     assert_eq!(platform.processed_objects().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_job_hands_the_message_back_at_once_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 60, width: 320, height: 240, ..Clip::default() });
+    let pipeline = pipeline_file(dir.path(), "slow.toml", SLOW);
+    // A one-second grace for a job that needs far longer; a 60 s lease that must not be waited for.
+    let mut platform = Platform::start_with(&pipeline, 60, None, &[("ANB_SHUTDOWN_GRACE_SECS", "1")]).await;
+    let first = platform.spawn("worker");
+    let id = platform.upload(&input).await;
+    platform.until_status(&id, "processing", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    platform.signal(first, "-TERM");
+    let status = platform.exited(first, Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
+    let handed_back = platform.detail(&id).await;
+    assert_eq!((handed_back["status"].as_str(), handed_back["error_code"].as_str()), (Some("pending"), Some("worker-shutdown")));
+    let depth = platform.queue.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (1, 0), "visible again at once, not after the 60 s lease");
+
+    platform.spawn("worker");
+    platform.until_status(&id, "completed", Duration::from_secs(300)).await;
+    assert_eq!(platform.attempts(&id).await, 2);
+    assert_eq!(platform.processed_objects().await, 1);
+}
+
+/// As SLOW, reading the input in small blocks with little read-ahead, so S3 is read all
+/// through the job (a small clip would otherwise be cached whole in the first second).
+const SLOW_SMALL_READS: &str = r#"
+[[stage]]
+type = "download"
+block_size_kib = 64
+read_ahead_blocks = 1
+cache_blocks = 4
+
+[[stage]]
+type = "trim"
+max_duration_secs = 60
+
+[[stage]]
+type = "resize"
+width = 1280
+height = 720
+
+[[stage]]
+type = "encode"
+preset = "medium"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_frozen_for_ten_seconds_mid_job_then_a_later_attempt_completes_and_no_upload_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 60, width: 320, height: 240, ..Clip::default() });
+    let pipeline = pipeline_file(dir.path(), "slow.toml", SLOW_SMALL_READS);
+    let moto = OwnMoto::start();
+    // Short AWS timeouts, so the frozen emulator fails the attempt instead of just pausing it.
+    let mut platform = Platform::start_with(&pipeline, 20, Some(&moto), &[("ANB_AWS_TIMEOUT_SECS", "3")]).await;
+    platform.spawn("worker");
+    let id = platform.upload(&input).await;
+    platform.until_status(&id, "processing", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    moto.freeze();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    moto.thaw();
+
+    platform.until_status(&id, "completed", Duration::from_secs(300)).await;
+    assert!(platform.attempts(&id).await >= 2, "the frozen attempt failed and a later one completed");
+    assert_eq!(platform.processed_objects().await, 1);
+    // The failed attempt's multipart upload is aborted (retried until S3 answers again).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let uploads = platform.s3.list_multipart_uploads().bucket(&platform.bucket).send().await.unwrap();
+        if uploads.uploads().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "incomplete multipart uploads left: {:?}", uploads.uploads());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

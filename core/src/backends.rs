@@ -37,18 +37,26 @@ pub enum ConnectError {
 impl Backends {
     /// Connect everything and apply pending migrations. `signer` signs the folder backend's URLs.
     pub async fn connect(settings: &Settings, signer: UrlSigner) -> Result<Backends, ConnectError> {
+        Backends::connect_with(settings, signer, S3Options::default()).await
+    }
+
+    /// As [`Backends::connect`], with S3 block, cache and part sizes of the caller's (the
+    /// worker takes them from the pipeline's `download` and `upload` stages). The timeout is
+    /// always `ANB_AWS_TIMEOUT_SECS`.
+    pub async fn connect_with(settings: &Settings, signer: UrlSigner, s3: S3Options) -> Result<Backends, ConnectError> {
         let db = Db::connect(&settings.database_url).await?;
         db.migrate().await?;
         let storage = settings.storage().map_err(ConnectError::Settings)?;
         let queue_url = settings.queue().map_err(ConnectError::Settings)?;
         let needs_aws = matches!(storage, StorageUrl::S3 { .. }) || matches!(queue_url, QueueUrl::Sqs(_));
-        let aws = if needs_aws { Some(crate::aws::sdk_config(Duration::from_secs(30)).await) } else { None };
+        let timeout = Duration::from_secs(settings.aws_timeout_secs);
+        let aws = if needs_aws { Some(crate::aws::sdk_config(timeout).await) } else { None };
 
         let blobs: Arc<dyn BlobStore> = match storage {
             StorageUrl::Folder(root) => Arc::new(FolderStore::new(root, signer)),
             StorageUrl::S3 { bucket, prefix } => {
                 let client = S3Store::client(aws.as_ref().expect("loaded for S3"));
-                Arc::new(S3Store::new(client, bucket, prefix, S3Options::default()))
+                Arc::new(S3Store::new(client, bucket, prefix, S3Options { timeout, ..s3 }))
             }
         };
         let (queue, dead_letters): (Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>) = match queue_url {

@@ -50,6 +50,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `ANB_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser, or `*`.
     pub cors_origins: String,
+    /// `ANB_AWS_TIMEOUT_SECS`: bound on one S3 or SQS call, retries included; an unreachable
+    /// service becomes a retryable error in this time instead of a hang.
+    pub aws_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             shutdown_grace_secs: 100,
             public_url: None,
             cors_origins: "*".into(),
+            aws_timeout_secs: 30,
         }
     }
 }
@@ -144,6 +148,7 @@ impl Settings {
         for (name, value) in [
             ("ANB_VISIBILITY_TIMEOUT_SECS", self.visibility_timeout_secs),
             ("ANB_STALL_TIMEOUT_SECS", self.stall_timeout_secs),
+            ("ANB_AWS_TIMEOUT_SECS", self.aws_timeout_secs),
         ] {
             if value == 0 {
                 problems.push(format!("{name}: must be more than 0"));

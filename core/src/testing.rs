@@ -111,6 +111,73 @@ pub async fn sqs_queues(config: &aws_config::SdkConfig) -> (SqsQueue, SqsQueue) 
     (SqsQueue::new(client.clone(), url), SqsQueue::new(client, dlq_url))
 }
 
+/// A moto server of a test's own, on a free loopback port, for tests that freeze or stop it
+/// (`TEST_ANB_MOTO_SERVER` names the `moto_server` program). Killed when dropped.
+pub struct OwnMoto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl OwnMoto {
+    pub fn start() -> OwnMoto {
+        let bin = std::env::var("TEST_ANB_MOTO_SERVER").expect("TEST_ANB_MOTO_SERVER names moto_server (run `make test`)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        OwnMoto { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGSTOP: the port stays open and every request hangs, the worst case for a client.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
+    }
+
+    /// The SDK configuration for this server, with `timeout` per call.
+    pub async fn aws_config(&self, timeout: Duration) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(timeout)
+                    .operation_attempt_timeout(timeout)
+                    .operation_timeout(timeout)
+                    .build(),
+            )
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.thaw();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// For each async test `fn name(db: Db)` in scope, generate `postgres::name` and `sqlite::name`,
 /// each on a fresh database: one conformance test, both backends.
 #[macro_export]

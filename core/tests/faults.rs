@@ -3,7 +3,7 @@
 //! front of the shared PostgreSQL), so nothing else running at the same time is disturbed.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,59 +16,11 @@ use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// A moto server of this test's own, killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    async fn start() -> Moto {
-        let bin = std::env::var("TEST_ANB_MOTO_SERVER").expect("TEST_ANB_MOTO_SERVER names moto_server (run `make test`)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Moto { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    fn signal(&self, signal: &str) {
-        Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emulator_that_stops_mid_upload_gives_storage_unavailable_within_the_timeout() {
-    let moto = Moto::start().await;
+    let moto = anb_core::testing::OwnMoto::start();
     let timeout = Duration::from_secs(3);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.url)
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(timeout)
-                .operation_attempt_timeout(timeout)
-                .operation_timeout(timeout)
-                .build(),
-        )
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let config = moto.aws_config(timeout).await;
     let store = anb_core::testing::s3_store(&config, S3Options { part_size: 5 << 20, timeout, ..S3Options::default() }).await;
 
     // A body that sends 6 MiB (the first part goes up, the multipart upload exists), then
@@ -89,7 +41,7 @@ async fn an_emulator_that_stops_mid_upload_gives_storage_unavailable_within_the_
         })
         .boxed();
     let freezer = {
-        let pid = moto.child.id();
+        let pid = moto.pid();
         tokio::spawn(async move {
             freeze_rx.wait_for(|f| *f).await.unwrap();
             // SIGSTOP: the port stays open and connections hang, the worst case for a client.

@@ -22,6 +22,9 @@ use futures_util::StreamExt;
 use super::{BlobKey, BlobReader, BlobStore, Body, CacheConfig, CachedReader, RangeFetch, StorageError};
 use crate::aws::{classify, endpoint_overridden, Failure};
 
+/// Tries to abort a failed multipart upload before leaving it to the lifecycle rule.
+const ABORT_TRIES: u32 = 4;
+
 /// S3's smallest part (except the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
 
@@ -146,13 +149,26 @@ impl MultipartGuard {
         self.upload_id.as_deref().unwrap_or_default()
     }
 
+    /// The abort, retried while S3 is unreachable (the likely reason the upload failed): a
+    /// few tries over about half a minute, then the bucket's lifecycle rule is the safety net.
     fn abort_request(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let upload_id = self.upload_id.clone()?;
         let request = self.client.abort_multipart_upload().bucket(&self.bucket).key(&self.object).upload_id(upload_id);
         let object = self.object.clone();
         Some(async move {
-            if let Err(e) = request.send().await {
-                tracing::warn!(object, error = %crate::aws::describe(&e), "could not abort a multipart upload; the bucket's lifecycle rule will");
+            let mut delay = Duration::from_secs(2);
+            for attempt in 1..=ABORT_TRIES {
+                match request.clone().send().await {
+                    Ok(_) => return,
+                    Err(e) if attempt == ABORT_TRIES || !matches!(classify(&e), Failure::Transient(_)) => {
+                        tracing::warn!(object, error = %crate::aws::describe(&e), "could not abort a multipart upload; the bucket's lifecycle rule will");
+                        return;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
             }
         })
     }

@@ -64,15 +64,25 @@ impl JobQueue for SqsQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>, QueueError> {
+        let wait = wait.min(MAX_WAIT);
+        // A long poll legitimately takes `wait`: give this call that much on top of the client's
+        // usual bound, so a short ANB_AWS_TIMEOUT_SECS does not cut every long poll short.
+        let usual = self.client.config().timeout_config().and_then(|t| t.operation_timeout()).unwrap_or(Duration::from_secs(30));
+        let bound = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .operation_timeout(wait + usual)
+            .operation_attempt_timeout(wait + usual)
+            .build();
         let out = self
             .client
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, MAX_BATCH) as i32)
-            .wait_time_seconds(seconds(wait.min(MAX_WAIT)))
+            .wait_time_seconds(seconds(wait))
             .visibility_timeout(seconds(visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(bound))
             .send()
             .await
             .map_err(queue_error)?;
