@@ -363,3 +363,36 @@ async fn s3_frozen_for_ten_seconds_mid_job_then_a_later_attempt_completes_and_no
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A `gst` stage that blocks: identity waits on the clock for an hour before each frame.
+const STALLING: &str = r#"
+[[stage]]
+type = "gst"
+video = "identity sync=true ts-offset=3600000000000"
+
+[[stage]]
+type = "encode"
+preset = "ultrafast"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_stops_making_progress_is_retried_then_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 3, ..Clip::default() });
+    let pipeline = pipeline_file(dir.path(), "stalling.toml", STALLING);
+    let mut platform = Platform::start_with(&pipeline, 30, None, &[("ANB_STALL_TIMEOUT_SECS", "2")]).await;
+    platform.spawn("worker");
+    let id = platform.upload(&input).await;
+    // Three attempts, each aborted after 2 s without progress, with the retry backoff between.
+    let failed = platform.until_status(&id, "failed", Duration::from_secs(180)).await;
+    assert_eq!(failed["error_code"], "pipeline-stalled");
+    assert_eq!(platform.attempts(&id).await, 3);
+    // SQS moves the message on its next receive after the third.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while platform.dlq.depth().await.unwrap().visible != 1 {
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(platform.processed_objects().await, 0);
+}

@@ -80,7 +80,7 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
     email: Option<String>,
     password1: Option<String>,
@@ -91,7 +91,7 @@ pub struct SignupRequest {
     country: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserResponse {
     id: Uuid,
     email: String,
@@ -112,6 +112,12 @@ fn valid_email(email: &str) -> bool {
         && email.len() <= 254
 }
 
+/// Create a player account.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest, responses(
+    (status = 201, description = "Created", body = UserResponse),
+    (status = 400, description = "E-mail taken or passwords differ", body = crate::error::Detail),
+    (status = 422, description = "Invalid fields", body = crate::error::ValidationDetail),
+))]
 pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<(StatusCode, Json<UserResponse>)> {
     let mut problems = Vec::new();
     let mut required = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
@@ -168,19 +174,24 @@ pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupR
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
 }
 
+/// Exchange e-mail and password for a bearer token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, description = "A token", body = TokenResponse),
+    (status = 401, description = "Wrong e-mail or password", body = crate::error::Detail),
+))]
 pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
     let user = state.backends.store.user_by_email(&req.email).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.

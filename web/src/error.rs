@@ -11,6 +11,30 @@ use anb_core::blob::StorageError;
 use anb_core::queue::QueueError;
 use anb_core::store::StoreError;
 
+/// The body of every error but validation: `{"detail": "..."}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the error body
+pub struct Detail {
+    detail: String,
+}
+
+/// A validation error (422), as FastAPI shapes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ValidationDetail {
+    detail: Vec<ValidationProblem>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ValidationProblem {
+    /// `["body", field]` or `["query", parameter]`.
+    loc: Vec<String>,
+    msg: String,
+    #[schema(example = "value_error")]
+    r#type: String,
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     /// 4xx with a message for the client.

@@ -17,6 +17,17 @@ use crate::AppState;
 /// Bytes per read from the store while streaming a response.
 const CHUNK: u64 = 256 * 1024;
 
+/// A stored file behind an expiring signed link (folder storage), with byte ranges.
+#[utoipa::path(get, path = "/files/{key}", tag = "files", params(
+    ("key" = String, Path, description = "The object key"),
+    ("expires" = u64, Query, description = "Unix time the link expires"),
+    ("sig" = String, Query, description = "HMAC-SHA256 of key and expiry"),
+), responses(
+    (status = 200, description = "The file"),
+    (status = 206, description = "The requested range"),
+    (status = 403, description = "Bad or expired link", body = crate::error::Detail),
+    (status = 416, description = "Range not satisfiable"),
+))]
 pub async fn download(
     State(state): State<AppState>,
     Path(key): Path<String>,

@@ -7,6 +7,7 @@ mod error;
 mod files;
 mod json;
 mod metrics;
+mod openapi;
 mod ops;
 mod public;
 mod sniff;
@@ -30,6 +31,7 @@ use anb_core::blob::UrlSigner;
 
 pub use auth::Tokens;
 pub use metrics::Metrics;
+pub use openapi::ApiDoc;
 pub use sweep::sweep_once;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -86,6 +88,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/public/videos/{id}/vote", post(public::vote))
         .route("/api/public/rankings", get(public::rankings))
         .route("/files/{*key}", get(files::download))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
         .fallback(|| async { error::ApiError::not_found("Not Found") })
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state);

@@ -12,11 +12,16 @@ use serde_json::json;
 use crate::AppState;
 
 /// Liveness: the process answers. No I/O, so a slow database never gets a healthy task killed.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "`{status: \"healthy\", version}`")))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "healthy", "version": env!("CARGO_PKG_VERSION") }))
 }
 
 /// Readiness: the database and the queue answer.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Database and queue reachable"),
+    (status = 503, description = "One of them is not"),
+))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let database = state.backends.store.ping().await.map_err(|e| e.to_string());
     let queue = state.backends.queue.depth().await.map_err(|e| e.to_string());
@@ -31,6 +36,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus text metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus exposition text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let queue = state.backends.queue.depth().await.ok().map(|d| (d.visible, d.in_flight));
     let mut text = state.metrics.render(queue);

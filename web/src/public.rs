@@ -15,10 +15,16 @@ use crate::AppState;
 
 const DEFAULT_PAGE_SIZE: u32 = 10;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1-based page (default 1).
+    #[param(value_type = Option<u32>)]
     page: Option<String>,
+    /// 1 to 100 (default 10).
+    #[param(value_type = Option<u32>)]
     page_size: Option<String>,
+    /// Rankings only: players of this city (any case).
     city: Option<String>,
 }
 
@@ -41,7 +47,7 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicVideoResponse {
     video_id: Uuid,
     title: String,
@@ -53,6 +59,11 @@ pub struct PublicVideoResponse {
     uploaded_at: String,
 }
 
+/// Completed videos, newest first.
+#[utoipa::path(get, path = "/api/public/videos", tag = "public", params(PageQuery), responses(
+    (status = 200, description = "A page of videos", body = Vec<PublicVideoResponse>),
+    (status = 422, description = "Bad page or page_size", body = crate::error::ValidationDetail),
+))]
 pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<Vec<PublicVideoResponse>>> {
     let rows = state.backends.store.public_videos(query.page()?).await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -71,13 +82,21 @@ pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery
     Ok(Json(out))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VoteResponse {
     message: &'static str,
     video_id: Uuid,
     total_votes: i64,
 }
 
+/// Vote for a completed video, once per user.
+#[utoipa::path(post, path = "/api/public/videos/{id}/vote", tag = "public", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The video")), responses(
+    (status = 200, description = "Counted", body = VoteResponse),
+    (status = 400, description = "Already voted, or not completed", body = crate::error::Detail),
+    (status = 401, description = "No or bad token", body = crate::error::Detail),
+    (status = 404, description = "No such video", body = crate::error::Detail),
+))]
 pub async fn vote(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VoteResponse>> {
     let not_found = || ApiError::not_found("Video not found");
     let video_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
@@ -90,7 +109,7 @@ pub async fn vote(State(state): State<AppState>, AuthUser(user_id): AuthUser, Pa
     Ok(Json(VoteResponse { message: "Vote recorded", video_id, total_votes }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RankingEntry {
     position: i64,
     username: String,
@@ -99,7 +118,7 @@ pub struct RankingEntry {
     votes: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RankingsResponse {
     rankings: Vec<RankingEntry>,
     total: i64,
@@ -108,6 +127,11 @@ pub struct RankingsResponse {
     total_pages: i64,
 }
 
+/// Players by votes on their completed videos; ties in name order.
+#[utoipa::path(get, path = "/api/public/rankings", tag = "public", params(PageQuery), responses(
+    (status = 200, description = "A page of the rankings", body = RankingsResponse),
+    (status = 422, description = "Bad page or page_size", body = crate::error::ValidationDetail),
+))]
 pub async fn rankings(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<RankingsResponse>> {
     let page = query.page()?;
     let city = query.city.as_deref().map(str::trim).filter(|c| !c.is_empty());

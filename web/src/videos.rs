@@ -31,7 +31,18 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 /// How long a refused upload's remaining bytes are read and dropped before answering.
 const DRAIN_FOR: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Serialize)]
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads it as a stream
+pub struct UploadForm {
+    /// The video file (MP4, MOV, WebM, MKV, AVI, MPEG-TS/PS, FLV).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    title: String,
+    description: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     video_id: Uuid,
     user_id: Uuid,
@@ -50,6 +61,15 @@ fn multipart_error(e: MultipartError) -> ApiError {
     ApiError::bad_request(format!("Malformed upload: {}", e.body_text()))
 }
 
+/// Upload a clip; it is processed in the background.
+#[utoipa::path(post, path = "/api/videos/upload", tag = "videos", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"), responses(
+    (status = 201, description = "Stored and queued", body = UploadResponse),
+    (status = 400, description = "Not a video, or a malformed form", body = crate::error::Detail),
+    (status = 401, description = "No or bad token", body = crate::error::Detail),
+    (status = 413, description = "Larger than ANB_MAX_UPLOAD_BYTES", body = crate::error::Detail),
+    (status = 422, description = "Missing title or file", body = crate::error::ValidationDetail),
+))]
 pub async fn upload(
     State(state): State<AppState>,
     AuthUser(user_id): AuthUser,
@@ -223,10 +243,12 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VideoSummary {
     video_id: Uuid,
     title: String,
+    /// `pending`, `processing`, `completed` or `failed`.
+    #[schema(value_type = String)]
     status: VideoStatus,
     uploaded_at: String,
     processed_at: Option<String>,
@@ -234,11 +256,13 @@ pub struct VideoSummary {
     votes: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VideoDetail {
     video_id: Uuid,
     title: String,
     description: Option<String>,
+    /// `pending`, `processing`, `completed` or `failed`.
+    #[schema(value_type = String)]
     status: VideoStatus,
     uploaded_at: String,
     processed_at: Option<String>,
@@ -262,6 +286,11 @@ fn processed_key(video: &Video) -> Option<&str> {
     (video.status == VideoStatus::Completed).then_some(video.processed_key.as_deref()).flatten()
 }
 
+/// The caller's videos, newest first.
+#[utoipa::path(get, path = "/api/videos", tag = "videos", security(("bearer" = [])), responses(
+    (status = 200, description = "The caller's videos", body = Vec<VideoSummary>),
+    (status = 401, description = "No or bad token", body = crate::error::Detail),
+))]
 pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUser) -> ApiResult<Json<Vec<VideoSummary>>> {
     let videos = state.backends.store.videos_of(user_id).await?;
     let mut out = Vec::with_capacity(videos.len());
@@ -290,6 +319,13 @@ async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video> {
     Ok(video)
 }
 
+/// One of the caller's videos, with expiring links.
+#[utoipa::path(get, path = "/api/videos/{id}", tag = "videos", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The video")), responses(
+    (status = 200, description = "The video", body = VideoDetail),
+    (status = 403, description = "Someone else's video", body = crate::error::Detail),
+    (status = 404, description = "No such video", body = crate::error::Detail),
+))]
 pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VideoDetail>> {
     let v = owned(&state, &id, user_id).await?;
     Ok(Json(VideoDetail {
@@ -307,12 +343,20 @@ pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeleteResponse {
     message: &'static str,
     video_id: Uuid,
 }
 
+/// Delete one of the caller's videos and its files.
+#[utoipa::path(delete, path = "/api/videos/{id}", tag = "videos", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The video")), responses(
+    (status = 200, description = "Deleted", body = DeleteResponse),
+    (status = 400, description = "It has votes", body = crate::error::Detail),
+    (status = 403, description = "Someone else's video", body = crate::error::Detail),
+    (status = 404, description = "No such video", body = crate::error::Detail),
+))]
 pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<DeleteResponse>> {
     let video = owned(&state, &id, user_id).await?;
     let deleted = state.backends.store.delete_video(video.id).await.map_err(|e| match e {

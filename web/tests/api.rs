@@ -342,6 +342,28 @@ async fn operations_routes_answer(db: Db) {
         .await
         .unwrap();
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+
+    let (status, spec) = app.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let mut paths: Vec<&str> = spec["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/auth/login", "/api/auth/signup", "/api/public/rankings", "/api/public/videos",
+            "/api/public/videos/{id}/vote", "/api/videos", "/api/videos/upload", "/api/videos/{id}",
+            "/files/{key}", "/health", "/metrics", "/ready",
+        ],
+        "every route is documented"
+    );
+    assert!(spec["paths"]["/api/videos/{id}"]["delete"]["responses"]["400"].is_object());
+    assert!(spec["components"]["schemas"]["VideoDetail"]["properties"]["error_code"].is_object());
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("/openapi.json"));
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "the docs page loads nothing from elsewhere");
 }
 
 async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
