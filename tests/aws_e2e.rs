@@ -224,7 +224,11 @@ async fn an_upload_becomes_the_showcase_output_and_a_duplicate_message_changes_n
     assert_eq!(platform.processed_objects().await, 1);
 }
 
-const SLOW: &str = r#"
+/// Stages slow enough (60 s of 720p, x264 `medium`) that a job is still running seconds after it
+/// starts. A macro, so other pipelines can be built from it with `concat!`.
+macro_rules! slow_stages {
+    () => {
+        r#"
 [[stage]]
 type = "trim"
 max_duration_secs = 60
@@ -237,7 +241,11 @@ height = 720
 [[stage]]
 type = "encode"
 preset = "medium"
-"#;
+"#
+    };
+}
+
+const SLOW: &str = slow_stages!();
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once() {
@@ -311,26 +319,16 @@ async fn sigterm_mid_job_hands_the_message_back_at_once_and_nothing_is_lost() {
 
 /// As SLOW, reading the input in small blocks with little read-ahead, so S3 is read all
 /// through the job (a small clip would otherwise be cached whole in the first second).
-const SLOW_SMALL_READS: &str = r#"
+const SLOW_SMALL_READS: &str = concat!(
+    r#"
 [[stage]]
 type = "download"
 block_size_kib = 64
 read_ahead_blocks = 1
 cache_blocks = 4
-
-[[stage]]
-type = "trim"
-max_duration_secs = 60
-
-[[stage]]
-type = "resize"
-width = 1280
-height = 720
-
-[[stage]]
-type = "encode"
-preset = "medium"
-"#;
+"#,
+    slow_stages!()
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_frozen_for_ten_seconds_mid_job_then_a_later_attempt_completes_and_no_upload_is_left() {
