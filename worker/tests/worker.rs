@@ -84,6 +84,10 @@ impl Rig {
     }
 
     fn worker_with(&self, options: WorkerOptions, pipeline: &str) -> Worker {
+        self.worker_protected(options, pipeline, ScaleInProtection::new(None))
+    }
+
+    fn worker_protected(&self, options: WorkerOptions, pipeline: &str, protection: ScaleInProtection) -> Worker {
         let pipeline = Pipeline::load(pipeline, "test.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap();
         let ctx = JobContext {
             backends: self.backends.clone(),
@@ -91,7 +95,7 @@ impl Rig {
             options,
             metrics: Arc::new(WorkerMetrics::with_emf(false)),
         };
-        Worker::new(ctx, ScaleInProtection::new(None))
+        Worker::new(ctx, protection)
     }
 
     /// Store `file` as an upload, insert its row and enqueue its job, as the web does.
@@ -148,7 +152,51 @@ anb_core::on_both_databases!(
     shutdown_hands_a_running_job_back_at_once,
     the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives,
     a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lettered,
+    a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_when_idle,
 );
+
+/// A loopback stand-in for the ECS agent's task-protection endpoint: answers 200 to every
+/// request and keeps each request's method, path and JSON body.
+async fn fake_ecs_agent() -> (String, Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>> = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                loop {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            let mut first = head.lines().next().unwrap_or_default().split_whitespace();
+                            let (method, path) = (first.next().unwrap_or_default().to_string(), first.next().unwrap_or_default().to_string());
+                            record.lock().unwrap().push((method, path, serde_json::from_str(body).unwrap_or_default()));
+                            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (base, seen)
+}
 
 /// A `gst` stage that blocks: identity waits on the clock for an hour before each frame. (A
 /// clock wait, unlike a sleep, ends when the pipeline is torn down.)
@@ -326,4 +374,32 @@ async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lett
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));
     assert_eq!(video.attempts, MAX_RECEIVES as i32);
     assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
+}
+
+async fn a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_when_idle(db: Db) {
+    let rig = Rig::new(db).await;
+    let (agent, seen) = fake_ecs_agent().await;
+    let protection = ScaleInProtection::new(Some(format!("{agent}/task-protection/v1/state")));
+    let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
+    let worker = rig.worker_protected(options(), PIPELINE, protection);
+    let store = rig.backends.store.clone();
+    let seen_by_stop = seen.clone();
+    let outcomes = run_until(&worker, || {
+        let (store, seen) = (store.clone(), seen_by_stop.clone());
+        async move {
+            store.video(id).await.unwrap().unwrap().status == VideoStatus::Completed && seen.lock().unwrap().len() >= 2
+        }
+    })
+    .await;
+    assert_eq!(outcomes, vec![Outcome::Completed]);
+    let seen = seen.lock().unwrap().clone();
+    let calls: Vec<(&str, &str, serde_json::Value)> = seen.iter().map(|(m, p, b)| (m.as_str(), p.as_str(), b.clone())).collect();
+    assert_eq!(
+        calls,
+        vec![
+            ("PUT", "/task-protection/v1/state", serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 60})),
+            ("PUT", "/task-protection/v1/state", serde_json::json!({"ProtectionEnabled": false})),
+        ],
+        "protected while the job ran, released when idle"
+    );
 }
