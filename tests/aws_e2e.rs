@@ -224,28 +224,8 @@ async fn an_upload_becomes_the_showcase_output_and_a_duplicate_message_changes_n
     assert_eq!(platform.processed_objects().await, 1);
 }
 
-/// Stages slow enough (60 s of 720p, x264 `medium`) that a job is still running seconds after it
-/// starts. A macro, so other pipelines can be built from it with `concat!`.
-macro_rules! slow_stages {
-    () => {
-        r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 60
-
-[[stage]]
-type = "resize"
-width = 1280
-height = 720
-
-[[stage]]
-type = "encode"
-preset = "medium"
-"#
-    };
-}
-
-const SLOW: &str = slow_stages!();
+/// A pipeline whose job is still running seconds after it starts.
+const SLOW: &str = include_str!("pipelines/slow.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once() {
@@ -327,7 +307,7 @@ block_size_kib = 64
 read_ahead_blocks = 1
 cache_blocks = 4
 "#,
-    slow_stages!()
+    include_str!("pipelines/slow.toml")
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,16 +342,8 @@ async fn s3_frozen_for_ten_seconds_mid_job_then_a_later_attempt_completes_and_no
     }
 }
 
-/// A `gst` stage that blocks: identity waits on the clock for an hour before each frame.
-const STALLING: &str = r#"
-[[stage]]
-type = "gst"
-video = "identity sync=true ts-offset=3600000000000"
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
+/// A pipeline that stops making progress.
+const STALLING: &str = include_str!("pipelines/stalling.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_stops_making_progress_is_retried_then_dead_lettered() {

@@ -17,22 +17,8 @@ use anb_worker::telemetry::WorkerMetrics;
 use anb_worker::{JobContext, Outcome, Worker, WorkerOptions};
 use uuid::Uuid;
 
-/// A pipeline slow enough (60 s of 720p, x264 `medium`) that a job is still running seconds
-/// after it starts.
-const SLOW_PIPELINE: &str = r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 60
-
-[[stage]]
-type = "resize"
-width = 1280
-height = 720
-
-[[stage]]
-type = "encode"
-preset = "medium"
-"#;
+/// A pipeline whose job is still running seconds after it starts.
+const SLOW_PIPELINE: &str = include_str!("../../tests/pipelines/slow.toml");
 
 /// A small, quick pipeline: the first 2 s, scaled down, encoded fast.
 const PIPELINE: &str = r#"
@@ -198,17 +184,8 @@ async fn fake_ecs_agent() -> (String, Arc<std::sync::Mutex<Vec<(String, String, 
     (base, seen)
 }
 
-/// A `gst` stage that blocks: identity waits on the clock for an hour before each frame. (A
-/// clock wait, unlike a sleep, ends when the pipeline is torn down.)
-const STALLING_PIPELINE: &str = r#"
-[[stage]]
-type = "gst"
-video = "identity sync=true ts-offset=3600000000000"
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
+/// A pipeline that stops making progress.
+const STALLING_PIPELINE: &str = include_str!("../../tests/pipelines/stalling.toml");
 
 /// Run the worker until `stop` says so (bounded), then shut it down.
 async fn run_until<F, Fut>(worker: &Worker, stop: F) -> Vec<Outcome>
