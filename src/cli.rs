@@ -79,7 +79,7 @@ fn migrate() -> anyhow::Result<ExitCode> {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let db = anb_core::db::Db::connect(&settings.database_url).await?;
+        let db = anb_core::db::Db::connect_with_password(&settings.database_url, settings.database_password.as_deref()).await?;
         db.migrate().await?;
         println!("migrations applied ({})", db.backend());
         db.close().await;

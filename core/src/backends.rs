@@ -44,7 +44,7 @@ impl Backends {
     /// worker takes them from the pipeline's `download` and `upload` stages). The timeout is
     /// always `ANB_AWS_TIMEOUT_SECS`.
     pub async fn connect_with(settings: &Settings, signer: UrlSigner, s3: S3Options) -> Result<Backends, ConnectError> {
-        let db = Db::connect(&settings.database_url).await?;
+        let db = Db::connect_with_password(&settings.database_url, settings.database_password.as_deref()).await?;
         db.migrate().await?;
         let storage = settings.storage().map_err(ConnectError::Settings)?;
         let queue_url = settings.queue().map_err(ConnectError::Settings)?;

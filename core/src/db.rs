@@ -50,8 +50,17 @@ impl Db {
     /// Connect to `postgres://...` or `sqlite://PATH` (the file and its folder are created).
     /// Does not migrate: call [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        Self::connect_with_password(url, None).await
+    }
+
+    /// As [`Db::connect`], with the PostgreSQL password given apart from the URL (in production
+    /// it comes from a secret store, while the URL is plain configuration).
+    pub async fn connect_with_password(url: &str, password: Option<&str>) -> Result<Db, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?.application_name("anb");
+            let mut options = PgConnectOptions::from_str(url)?.application_name("anb");
+            if let Some(password) = password {
+                options = options.password(password);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -18,13 +18,16 @@ const ENV_PREFIX: &str = "ANB_";
 /// `ANB_STAGE_*` variables belong to the pipeline file, not to these settings.
 const PIPELINE_ENV_PREFIX: &str = "stage_";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `ANB_LISTEN`: address the HTTP API listens on.
     pub listen: String,
     /// `ANB_DATABASE_URL`: `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
+    /// `ANB_DATABASE_PASSWORD`: the PostgreSQL password, when it is not in the URL (on ECS it
+    /// comes from Secrets Manager while the URL is plain configuration).
+    pub database_password: Option<String>,
     /// `ANB_STORAGE_URL`: `file://FOLDER` or `s3://BUCKET/PREFIX`.
     pub storage_url: String,
     /// `ANB_QUEUE_URL`: `embedded` or an SQS queue URL.
@@ -60,6 +63,7 @@ impl Default for Settings {
         Settings {
             listen: "127.0.0.1:8000".into(),
             database_url: "sqlite://data/anb.db".into(),
+            database_password: None,
             storage_url: "file://data/blobs".into(),
             queue_url: "embedded".into(),
             dlq_url: None,
@@ -74,6 +78,19 @@ impl Default for Settings {
             cors_origins: "*".into(),
             aws_timeout_secs: 30,
         }
+    }
+}
+
+/// Secrets show as `<redacted>`, so settings can be logged.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        for secret in Self::SECRETS {
+            if let Some(value) = map.get_mut(secret).filter(|v| !v.is_null()) {
+                *value = "<redacted>".into();
+            }
+        }
+        write!(f, "Settings {map}")
     }
 }
 
@@ -99,6 +116,16 @@ pub struct SettingsError {
 }
 
 impl Settings {
+    /// Fields that hold secrets: never logged, and set from a secret store in production.
+    pub const SECRETS: [&'static str; 2] = ["secret_key", "database_password"];
+
+    /// The environment variable of every setting (`ANB_LISTEN`, ...).
+    pub fn env_names() -> Vec<String> {
+        let defaults = serde_json::to_value(Settings::default()).expect("settings serialise");
+        let fields = defaults.as_object().expect("a struct");
+        fields.keys().map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase())).collect()
+    }
+
     /// Defaults, then `anb.toml` (if present), then `ANB_*` variables, validated.
     pub fn load() -> Result<Self, SettingsError> {
         Self::from_figment(Self::figment())
@@ -132,6 +159,9 @@ impl Settings {
         let db = &self.database_url;
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             problems.push(format!("ANB_DATABASE_URL: `{db}` is neither sqlite://PATH nor postgres://..."));
+        }
+        if self.database_password.is_some() && db.starts_with("sqlite:") {
+            problems.push("ANB_DATABASE_PASSWORD: only a postgres:// database takes a password".into());
         }
         if let Err(e) = self.storage() {
             problems.push(e);
@@ -241,6 +271,26 @@ mod tests {
             assert_eq!(s.storage().unwrap(), StorageUrl::S3 { bucket: "clips".into(), prefix: "prod".into() });
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_database_password_may_come_apart_and_secrets_are_never_shown() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ANB_DATABASE_URL", "postgres://anb@db.internal:5432/anb");
+            jail.set_env("ANB_DATABASE_PASSWORD", "hunter2-from-secrets-manager");
+            jail.set_env("ANB_SECRET_KEY", "a-jwt-key-that-must-not-leak");
+            let s = Settings::load().unwrap();
+            assert_eq!(s.database_password.as_deref(), Some("hunter2-from-secrets-manager"));
+            let shown = format!("{s:?}");
+            assert!(!shown.contains("hunter2") && !shown.contains("must-not-leak"), "{shown}");
+            assert!(shown.contains("db.internal") && shown.contains("<redacted>"), "{shown}");
+            jail.set_env("ANB_DATABASE_URL", "sqlite://data/anb.db");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("ANB_DATABASE_PASSWORD"), "{err}");
+            Ok(())
+        });
+        let names = Settings::env_names();
+        assert!(names.contains(&"ANB_DATABASE_PASSWORD".to_string()) && names.contains(&"ANB_LISTEN".to_string()), "{names:?}");
     }
 
     #[test]

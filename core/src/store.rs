@@ -99,6 +99,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A direct upload arrived: record its size. Only while `pending` and unconfirmed.
     async fn confirm_upload(&self, id: Uuid, size: i64) -> StoreResult<bool>;
+    /// Direct uploads announced before `before` whose file was never confirmed: the sweep
+    /// removes them (and their blobs).
+    async fn abandoned_uploads(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Video>>;
+    /// Delete an abandoned direct upload's row, only if it is still unconfirmed.
+    async fn delete_abandoned_upload(&self, id: Uuid) -> StoreResult<bool>;
     /// The job message was sent.
     async fn mark_enqueued(&self, id: Uuid) -> StoreResult<()>;
     /// Confirmed uploads still `pending` and never enqueued, uploaded before `before`: the sweep
@@ -258,6 +263,23 @@ impl Store for SqlStore {
         .bind(id)
         .bind(size)
         .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+    }
+
+    async fn abandoned_uploads(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Video>> {
+        let sql = select_videos(
+            "v.status = 'pending' AND v.original_size IS NULL AND v.uploaded_at < $1 ORDER BY v.uploaded_at LIMIT $2",
+        );
+        on_pool!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(pool).await?))
+    }
+
+    async fn delete_abandoned_upload(&self, id: Uuid) -> StoreResult<bool> {
+        on_pool!(&self.db, pool => Ok(sqlx::query(
+            "DELETE FROM videos WHERE id = $1 AND status = 'pending' AND original_size IS NULL",
+        )
+        .bind(id)
         .execute(pool)
         .await?
         .rows_affected() == 1))

@@ -273,11 +273,20 @@ async fn the_sweep_finds_confirmed_uploads_that_were_never_enqueued(db: Db) {
     let lost = store.create_video(new_video(owner)).await.unwrap().id;
     let queued = store.create_video(new_video(owner)).await.unwrap().id;
     store.mark_enqueued(queued).await.unwrap();
-    store.create_video(NewVideo { original_size: None, ..new_video(owner) }).await.unwrap();
+    let abandoned = store.create_video(NewVideo { original_size: None, ..new_video(owner) }).await.unwrap().id;
     let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
     assert_eq!(store.unqueued_videos(later, 10).await.unwrap(), vec![lost]);
     let earlier = OffsetDateTime::now_utc() - time::Duration::minutes(1);
     assert!(store.unqueued_videos(earlier, 10).await.unwrap().is_empty(), "recent uploads are left to the web");
+
+    // A direct upload whose file never came is found, and only such a row can be removed as one.
+    let found: Vec<Uuid> = store.abandoned_uploads(later, 10).await.unwrap().iter().map(|v| v.id).collect();
+    assert_eq!(found, vec![abandoned]);
+    assert!(store.abandoned_uploads(earlier, 10).await.unwrap().is_empty(), "recent ones may still arrive");
+    assert!(!store.delete_abandoned_upload(lost).await.unwrap(), "a confirmed upload is not abandoned");
+    assert!(store.delete_abandoned_upload(abandoned).await.unwrap());
+    assert!(store.video(abandoned).await.unwrap().is_none());
+    assert!(store.video(lost).await.unwrap().is_some());
 }
 
 async fn migrations_run_twice_without_harm(db: Db) {

@@ -1,13 +1,16 @@
-//! `/files/{key}`: downloads of the folder backend's signed, expiring URLs, with single byte
-//! ranges so browsers can seek in a video.
+//! `/files/{key}`: the folder backend's signed, expiring URLs: downloads, with single byte
+//! ranges so browsers can seek in a video, and the PUTs of direct uploads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 use anb_core::blob::BlobKey;
 
@@ -74,6 +77,84 @@ pub async fn download(
         response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
     }
     response.body(Body::from_stream(stream)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Store a direct upload's bytes behind a signed upload link (folder storage). The link names
+/// the exact size: a body of any other length is refused and nothing is stored.
+#[utoipa::path(put, path = "/files/{key}", tag = "files", params(
+    ("key" = String, Path, description = "The object key"),
+    ("expires" = u64, Query, description = "Unix time the link expires"),
+    ("size" = u64, Query, description = "The only accepted body length"),
+    ("sig" = String, Query, description = "HMAC-SHA256 of key, expiry and size"),
+), responses(
+    (status = 200, description = "Stored"),
+    (status = 400, description = "The body's length is not the signed size", body = crate::error::Detail),
+    (status = 403, description = "Bad or expired link", body = crate::error::Detail),
+    (status = 413, description = "Longer than the signed size", body = crate::error::Detail),
+))]
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let forbidden = || ApiError::forbidden("Invalid or expired link");
+    let key = BlobKey::new(key).map_err(|_| forbidden())?;
+    let number = |name: &str| query.get(name).and_then(|v| v.parse::<u64>().ok()).ok_or_else(forbidden);
+    let (expires, size) = (number("expires")?, number("size")?);
+    let sig = query.get("sig").ok_or_else(forbidden)?;
+    if !state.signer.verify_put(&key, expires, size, sig, SystemTime::now()) {
+        return Err(forbidden());
+    }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len != size) {
+        return Err(ApiError::bad_request(format!("Content-Length must be {size}, as signed")));
+    }
+    // Count the bytes as they pass; a wrong total becomes an error item, which makes the store
+    // discard what it has.
+    let seen = Arc::new(AtomicU64::new(0));
+    let counted = body.into_data_stream().map({
+        let seen = seen.clone();
+        move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            let total = seen.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if total > size {
+                return Err(LengthError::TooLong.into());
+            }
+            Ok(chunk)
+        }
+    });
+    let short = futures_util::stream::once(async move {
+        (seen.load(Ordering::Relaxed) < size).then(|| Err(LengthError::TooShort.into()))
+    })
+    .filter_map(std::future::ready);
+    let counted = counted.chain(short);
+    match state.backends.blobs.put_stream(&key, Box::pin(counted)).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(anb_core::blob::StorageError::Body(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
+            Some(LengthError::TooLong) => {
+                ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("The body is longer than the signed {size} bytes"))
+            }
+            _ => ApiError::bad_request(format!("The body is not the signed {size} bytes")),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why an upload's body was refused mid-stream.
+#[derive(Debug, thiserror::Error)]
+enum LengthError {
+    #[error("longer than signed")]
+    TooLong,
+    #[error("shorter than signed")]
+    TooShort,
+}
+
+impl From<LengthError> for std::io::Error {
+    fn from(e: LengthError) -> Self {
+        std::io::Error::other(e)
+    }
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`, as a half-open range; `None` when it

@@ -3,6 +3,7 @@
 //! `{"detail"}` errors; additive fields only.
 
 mod auth;
+mod direct;
 mod error;
 mod files;
 mod json;
@@ -32,7 +33,7 @@ use anb_core::blob::UrlSigner;
 pub use auth::Tokens;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use sweep::sweep_once;
+pub use sweep::{remove_abandoned, sweep_once};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -81,13 +82,16 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/auth/login", post(auth::login))
         // Uploads enforce ANB_MAX_UPLOAD_BYTES themselves, as the bytes stream.
         .route("/api/videos/upload", post(videos::upload).layer(DefaultBodyLimit::disable()))
+        .route("/api/videos/uploads", post(direct::start))
+        .route("/api/videos/{id}/complete", post(direct::complete))
         .route("/api/videos", get(videos::list_mine))
         .route("/api/videos/", get(videos::list_mine))
         .route("/api/videos/{id}", get(videos::detail).delete(videos::delete))
         .route("/api/public/videos", get(public::videos))
         .route("/api/public/videos/{id}/vote", post(public::vote))
         .route("/api/public/rankings", get(public::rankings))
-        .route("/files/{*key}", get(files::download))
+        // The signed size bounds a direct upload's body; the handler enforces it as bytes arrive.
+        .route("/files/{*key}", get(files::download).put(files::upload).layer(DefaultBodyLimit::disable()))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .fallback(|| async { error::ApiError::not_found("Not Found") })
@@ -104,7 +108,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 
 fn cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
         .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(3600));

@@ -44,8 +44,36 @@ pub struct UploadForm {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
-    video_id: Uuid,
-    user_id: Uuid,
+    pub video_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A video's title and description, as checked for every kind of upload.
+pub struct VideoDetails {
+    pub title: String,
+    pub description: Option<String>,
+}
+
+impl VideoDetails {
+    /// The trimmed title and description, or `None` with the problems added to `problems`.
+    pub fn check(title: Option<String>, description: Option<String>, problems: &mut Vec<(String, String)>) -> Option<Self> {
+        let before = problems.len();
+        let title = title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        match &title {
+            None => problems.push(("title".to_string(), "Field required".to_string())),
+            Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
+                problems.push(("title".into(), format!("String should have at most {MAX_TITLE_CHARS} characters")))
+            }
+            _ => {}
+        }
+        if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+            problems.push(("description".into(), format!("String should have at most {MAX_DESCRIPTION_CHARS} characters")));
+        }
+        (problems.len() == before).then(|| VideoDetails {
+            title: title.expect("checked"),
+            description: description.filter(|d| !d.trim().is_empty()),
+        })
+    }
 }
 
 /// The enqueued job.
@@ -53,7 +81,7 @@ pub fn job_message(video_id: Uuid) -> String {
     serde_json::json!({ "video_id": video_id }).to_string()
 }
 
-fn too_large(max: u64) -> ApiError {
+pub fn too_large(max: u64) -> ApiError {
     ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("File too large: the limit is {max} bytes"))
 }
 
@@ -106,29 +134,17 @@ pub async fn upload(
     let result = async {
         outcome?;
         let mut problems = Vec::new();
-        let title = title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        match &title {
-            None => problems.push(("title".to_string(), "Field required".to_string())),
-            Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
-                problems.push(("title".into(), format!("String should have at most {MAX_TITLE_CHARS} characters")))
-            }
-            _ => {}
-        }
-        if description.as_ref().is_some_and(|d: &String| d.chars().count() > MAX_DESCRIPTION_CHARS) {
-            problems.push(("description".into(), format!("String should have at most {MAX_DESCRIPTION_CHARS} characters")));
-        }
+        let details = VideoDetails::check(title, description, &mut problems);
         let Some((key, size)) = stored.clone() else {
             problems.push(("file".into(), "Field required".into()));
             return Err(ApiError::Invalid(problems));
         };
-        if !problems.is_empty() {
-            return Err(ApiError::Invalid(problems));
-        }
+        let Some(details) = details else { return Err(ApiError::Invalid(problems)) };
         let new = NewVideo {
             id: video_id,
             user_id,
-            title: title.expect("validated"),
-            description: description.filter(|d| !d.trim().is_empty()),
+            title: details.title,
+            description: details.description,
             original_key: key.as_str().to_string(),
             original_size: Some(size as i64),
         };
@@ -309,7 +325,7 @@ pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUse
 }
 
 /// The video, if it exists and belongs to `user_id`: 404 or 403 otherwise.
-async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video> {
+pub async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video> {
     let not_found = || ApiError::not_found("Video not found");
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let video = state.backends.store.video(id).await?.ok_or_else(not_found)?;

@@ -21,6 +21,9 @@ anb_core::on_both_databases!(
     votes_public_listing_and_rankings,
     operations_routes_answer,
     uploads_whose_job_was_lost_are_enqueued_by_the_sweep,
+    direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued,
+    direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links,
+    direct_uploads_whose_file_never_comes_are_removed_by_the_sweep,
 );
 
 const LIMIT: u64 = 2 << 20;
@@ -351,12 +354,13 @@ async fn operations_routes_answer(db: Db) {
         paths,
         [
             "/api/auth/login", "/api/auth/signup", "/api/public/rankings", "/api/public/videos",
-            "/api/public/videos/{id}/vote", "/api/videos", "/api/videos/upload", "/api/videos/{id}",
-            "/files/{key}", "/health", "/metrics", "/ready",
+            "/api/public/videos/{id}/vote", "/api/videos", "/api/videos/upload", "/api/videos/uploads",
+            "/api/videos/{id}", "/api/videos/{id}/complete", "/files/{key}", "/health", "/metrics", "/ready",
         ],
         "every route is documented"
     );
     assert!(spec["paths"]["/api/videos/{id}"]["delete"]["responses"]["400"].is_object());
+    assert!(spec["paths"]["/files/{key}"]["put"]["responses"]["413"].is_object(), "uploads to signed links");
     assert!(spec["components"]["schemas"]["VideoDetail"]["properties"]["error_code"].is_object());
     assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let docs = app.http.get(app.url("/docs")).send().await.unwrap();
@@ -409,4 +413,144 @@ async fn on_s3_and_sqs_an_upload_streams_to_the_bucket_and_the_job_reaches_the_q
     assert_eq!(serde_json::from_str::<Value>(&message[0].body).unwrap()["video_id"], video_id);
     let (status, ready) = app.get("/ready", None).await;
     assert_eq!(status, 200, "{ready}");
+}
+
+/// The jobs waiting in the queue (received and acknowledged, so each is seen once).
+async fn take_jobs(app: &App) -> Vec<String> {
+    let queue = &app.state.backends.queue;
+    let received = queue.receive(10, Duration::from_secs(1), Duration::from_secs(30)).await.unwrap();
+    let mut ids = Vec::new();
+    for message in received {
+        ids.push(serde_json::from_str::<Value>(&message.body).unwrap()["video_id"].as_str().unwrap().to_string());
+        queue.delete(&message.receipt).await.unwrap();
+    }
+    ids
+}
+
+async fn direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued(db: Db) {
+    let app = app(db).await;
+    let (user_id, token) = app.player("Ana", "Cali").await;
+    let (_, other) = app.player("Beto", "Cali").await;
+    let bytes = mp4_bytes(300_000);
+    let announced = announce(&app, &token, bytes.len(), "direct").await;
+    let id = announced["video_id"].as_str().unwrap();
+    assert_eq!(announced["user_id"], user_id);
+    assert_eq!(announced["upload_method"], "PUT");
+    assert_eq!(announced["upload_headers"]["content-length"], bytes.len().to_string());
+    assert_eq!(announced["complete_url"], format!("/api/videos/{id}/complete"));
+    let complete = format!("/api/videos/{id}/complete");
+
+    // Announced, not yet sent: listed as pending, nothing queued, and `complete` says why not.
+    let (_, mine) = app.get("/api/videos", Some(&token)).await;
+    assert_eq!(mine[0]["status"], "pending");
+    let (status, body) = app.post_json(&complete, &json!({}), Some(&token)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("not been uploaded"), "{body}");
+    assert!(take_jobs(&app).await.is_empty());
+
+    // A text file sent to the link is refused at `complete` and removed; the link still works.
+    assert_eq!(put_file(&app.http, &announced, vec![b'x'; bytes.len()]).await, 200);
+    let (status, body) = app.post_json(&complete, &json!({}), Some(&token)).await;
+    assert_eq!((status, body["detail"].as_str().unwrap()), (400, "The file is not a video (unrecognised container)"));
+    assert_eq!(app.files_in_blob_dir(), 0, "the refused bytes are gone");
+
+    assert_eq!(put_file(&app.http, &announced, bytes.clone()).await, 200);
+    let (status, body) = app.post_json(&complete, &json!({}), Some(&other)).await;
+    assert_eq!(status, 403, "someone else's upload: {body}");
+    let (status, body) = app.post_json(&complete, &json!({}), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["video_id"].as_str(), body["status"].as_str(), body["size"].as_u64()), (Some(id), Some("pending"), Some(bytes.len() as u64)));
+    assert_eq!(take_jobs(&app).await, vec![id.to_string()]);
+    // Completing again answers the same and queues nothing more.
+    let (status, again) = app.post_json(&complete, &json!({}), Some(&token)).await;
+    assert_eq!((status, &again), (200, &body));
+    assert!(take_jobs(&app).await.is_empty(), "queued once");
+
+    // The stored original is the uploaded file, byte for byte.
+    let (_, detail) = app.get(&format!("/api/videos/{id}"), Some(&token)).await;
+    let original = app.http.get(detail["original_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(original.bytes().await.unwrap(), bytes);
+    let (status, _) = app.post_json("/api/videos/00000000-0000-0000-0000-000000000000/complete", &json!({}), Some(&token)).await;
+    assert_eq!(status, 404);
+}
+
+async fn direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let (status, body) = app.post_json("/api/videos/uploads", &json!({"title": "big", "size": LIMIT + 1}), Some(&token)).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = app.post_json("/api/videos/uploads", &json!({"size": 0}), Some(&token)).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["detail"].as_array().unwrap().iter().map(|d| d["loc"][1].as_str().unwrap()).collect();
+    assert_eq!(fields, ["title", "size"], "{body}");
+    let (status, _) = app.post_json("/api/videos/uploads", &json!({"title": "no size"}), Some(&token)).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.post_json("/api/videos/uploads", &json!({"title": "t", "size": 5}), None).await;
+    assert_eq!(status, 401);
+
+    let bytes = mp4_bytes(100_000);
+    let announced = announce(&app, &token, bytes.len(), "sizes").await;
+    let url = announced["upload_url"].as_str().unwrap();
+    // A declared length other than the signed one, a body that runs past it without declaring
+    // it (chunked), one that stops short, and a link whose size or signature was edited.
+    let status = app.http.put(url).body(mp4_bytes(50)).send().await.unwrap().status();
+    assert_eq!(status, 400);
+    let chunked = |data: Vec<u8>| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    };
+    let status = app.http.put(url).body(chunked(mp4_bytes(200_000))).send().await.unwrap().status();
+    assert_eq!(status, 413);
+    let status = app.http.put(url).body(chunked(bytes[..1000].to_vec())).send().await.unwrap().status();
+    assert_eq!(status, 400);
+    let edited = url.replace(&format!("size={}", bytes.len()), "size=999999999");
+    assert_eq!(app.http.put(&edited).body(vec![0u8; 10]).send().await.unwrap().status(), 403);
+    let download_link = url.split_once("&size=").map(|(a, b)| format!("{a}&{}", b.split_once('&').unwrap().1)).unwrap();
+    assert_eq!(app.http.put(&download_link).body(vec![0u8; 10]).send().await.unwrap().status(), 403);
+    assert_eq!(app.http.get(url).send().await.unwrap().status(), 403, "an upload link does not download");
+    assert_eq!(app.files_in_blob_dir(), 0, "no refused body left anything behind");
+    assert_eq!(put_file(&app.http, &announced, bytes).await, 200);
+    assert_eq!(app.files_in_blob_dir(), 1);
+}
+
+async fn direct_uploads_whose_file_never_comes_are_removed_by_the_sweep(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let bytes = mp4_bytes(10_000);
+    let never = announce(&app, &token, 123, "never sent").await;
+    let half = announce(&app, &token, bytes.len(), "sent, never completed").await;
+    assert_eq!(put_file(&app.http, &half, bytes.clone()).await, 200);
+    let done = announce(&app, &token, bytes.len(), "completed").await;
+    assert_eq!(put_file(&app.http, &done, bytes).await, 200);
+    let done_id = done["video_id"].as_str().unwrap();
+    assert_eq!(app.post_json(&format!("/api/videos/{done_id}/complete"), &json!({}), Some(&token)).await.0, 200);
+
+    let earlier = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    assert_eq!(anb_web::remove_abandoned(&app.state, earlier).await.unwrap(), 0, "they may still come");
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(anb_web::remove_abandoned(&app.state, later).await.unwrap(), 2);
+    for gone in [&never, &half] {
+        let (status, _) = app.get(&format!("/api/videos/{}", gone["video_id"].as_str().unwrap()), Some(&token)).await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(app.get(&format!("/api/videos/{done_id}"), Some(&token)).await.0, 200);
+    assert_eq!(app.files_in_blob_dir(), 1, "only the completed upload's file remains");
+}
+
+/// The production shape of a direct upload: the client PUTs to S3 itself; the job goes to SQS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_direct_upload_is_put_to_the_bucket_by_the_client_and_queued_on_completion() {
+    let (db, _) = anb_core::testing::postgres().await;
+    let app = App::start(db, Storage::Aws, 64 << 20).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let bytes = mp4_bytes(6 << 20);
+    let announced = announce(&app, &token, bytes.len(), "direct to S3").await;
+    let url = announced["upload_url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature=") && !url.starts_with(&app.base), "straight to S3: {url}");
+    assert_eq!(put_file(&app.http, &announced, bytes.clone()).await, 200);
+    let id = announced["video_id"].as_str().unwrap();
+    let (status, body) = app.post_json(&format!("/api/videos/{id}/complete"), &json!({}), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["size"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(take_jobs(&app).await, vec![id.to_string()]);
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{BlobKey, BlobReader, BlobStore, Body, StorageError, UrlSigner};
+use super::{BlobKey, BlobReader, BlobStore, Body, PresignedPut, StorageError, UrlSigner};
 
 pub struct FolderStore {
     root: PathBuf,
@@ -102,6 +102,11 @@ impl BlobStore for FolderStore {
 
     async fn presign_get(&self, key: &BlobKey, expires_in: Duration) -> Result<String, StorageError> {
         Ok(self.signer.sign(key, expires_in, SystemTime::now()))
+    }
+
+    async fn presign_put(&self, key: &BlobKey, size: u64, expires_in: Duration) -> Result<PresignedPut, StorageError> {
+        let url = self.signer.sign_put(key, size, expires_in, SystemTime::now());
+        Ok(PresignedPut { url, headers: vec![("content-length".into(), size.to_string())] })
     }
 }
 

@@ -104,6 +104,18 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// A URL that downloads the object with a plain HTTP GET until `expires_in` has passed.
     async fn presign_get(&self, key: &BlobKey, expires_in: Duration) -> Result<String, StorageError>;
+
+    /// A URL that stores exactly `size` bytes under `key` with one HTTP PUT until `expires_in`
+    /// has passed: a client uploads a large file straight to storage, past the web tier.
+    async fn presign_put(&self, key: &BlobKey, size: u64, expires_in: Duration) -> Result<PresignedPut, StorageError>;
+}
+
+/// A presigned upload: `PUT` the bytes to `url` with these headers (they are part of the
+/// signature, so a client must send them unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
 }
 
 /// Random-access reads of one object.

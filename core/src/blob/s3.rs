@@ -19,7 +19,7 @@ use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::{BlobKey, BlobReader, BlobStore, Body, CacheConfig, CachedReader, RangeFetch, StorageError};
+use super::{BlobKey, BlobReader, BlobStore, Body, CacheConfig, CachedReader, PresignedPut, RangeFetch, StorageError};
 use crate::aws::{classify, endpoint_overridden, Failure};
 
 /// Tries to abort a failed multipart upload before leaving it to the lifecycle rule.
@@ -340,6 +340,23 @@ impl BlobStore for S3Store {
             .await
             .map_err(|e| storage_error(&e, None))?;
         Ok(request.uri().to_string())
+    }
+
+    async fn presign_put(&self, key: &BlobKey, size: u64, expires_in: Duration) -> Result<PresignedPut, StorageError> {
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Rejected(e.to_string()))?;
+        // The length is a signed header: S3 refuses a PUT of any other size.
+        let length = i64::try_from(size).map_err(|_| StorageError::Rejected(format!("{size} bytes is too large")))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .content_length(length)
+            .presigned(config)
+            .await
+            .map_err(|e| storage_error(&e, None))?;
+        let headers = request.headers().map(|(name, value)| (name.to_ascii_lowercase(), value.to_string())).collect();
+        Ok(PresignedPut { url: request.uri().to_string(), headers })
     }
 }
 

@@ -128,6 +128,24 @@ impl App {
     }
 }
 
+/// A direct upload's announcement (`POST /api/videos/uploads`).
+pub async fn announce(app: &App, token: &str, size: usize, title: &str) -> Value {
+    let (status, body) = app
+        .post_json("/api/videos/uploads", &json!({"title": title, "size": size, "filename": "clip.mp4"}), Some(token))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// PUT `bytes` to an announced upload's URL with the headers it names; returns the status.
+pub async fn put_file(http: &reqwest::Client, announced: &Value, bytes: Vec<u8>) -> u16 {
+    let mut request = http.put(announced["upload_url"].as_str().unwrap()).body(bytes);
+    for (name, value) in announced["upload_headers"].as_object().unwrap() {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
