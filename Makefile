@@ -26,9 +26,15 @@ sample:
 test: deps
 	scripts/test.sh
 
+# Capacity per Fargate task size beside ffmpeg (and the autoscaling targets), the streaming
+# figures, and the web under load. Reports under target/bench-report/; docs/capacity.md reads them.
 bench: deps
+	@scripts/install-deps.sh deploy/packages/bench.txt
 	$(CARGO) build --release
-	benches/pipeline.sh
+	$(CARGO) bench --bench capacity
+	RUNS=3 benches/pipeline.sh
+	benches/web-load.sh 8 3
+	benches/web-upload-rss.sh
 
 clean:
 	$(CARGO) clean

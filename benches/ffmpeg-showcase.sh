@@ -4,13 +4,21 @@
 # outlined "ANB" bottom-right at 0.8 opacity, x264 veryfast CRF 23 high profile yuv420p,
 # AAC 128 kbit/s, index at the front. The input is limited to 30 s (`-t` before `-i`), so
 # ffmpeg reads no more than it needs either. Usage: ffmpeg-showcase.sh IN OUT
+# THREADS=N sets the decoder's, the filters' and x264's threads, as `anb process --threads N`
+# does (ffmpeg's automatic counts ignore CPU quotas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 in=$1 out=$2
-ffmpeg -v error -y -t 30 -i "$in" -filter_complex \
+threads_in=() threads_filter=() threads_out=()
+if [[ -n "${THREADS:-}" ]]; then
+  threads_in=(-threads "$THREADS")
+  threads_filter=(-filter_threads "$THREADS" -filter_complex_threads "$THREADS")
+  threads_out=(-threads "$THREADS")
+fi
+ffmpeg -v error -y "${threads_filter[@]}" "${threads_in[@]}" -t 30 -i "$in" -filter_complex \
   "[0:v]scale=1280:720:force_original_aspect_ratio=decrease:flags=${SCALE_FLAGS:-bicubic},pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[base];\
 movie=assets/anb-logo.png,scale=iw/2:ih/2,format=rgba,colorchannelmixer=aa=0.9[logo];\
 [base][logo]overlay=16:16,drawtext=text=ANB:fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:\
 fontsize=64:fontcolor=white@0.8:borderw=2:bordercolor=black@0.8:shadowx=1:shadowy=1:x=w-tw-24:y=h-th-24[v]" \
   -map "[v]" -map "0:a?" -c:v libx264 -preset veryfast -crf 23 -profile:v high -pix_fmt yuv420p \
-  -c:a aac -b:a 128k -movflags +faststart "$out"
+  -c:a aac -b:a 128k "${threads_out[@]}" -movflags +faststart "$out"

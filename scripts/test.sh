@@ -15,6 +15,8 @@ cleanup() {
   scripts/services.sh stop
   rm -f "$log"
 }
+# The deployment's static checks first: they take seconds once .venv-lint exists.
+scripts/lint-deploy.sh
 scripts/services.sh start
 trap cleanup EXIT
 # shellcheck source=/dev/null

@@ -32,6 +32,8 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Apply the database migrations that are not applied yet (ANB_DATABASE_URL), then exit.
     Migrate,
+    /// Print the effective settings as JSON (secrets redacted), or every problem (exit code 2).
+    Settings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => process::run(args),
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),
         Command::Migrate => migrate(),
+        Command::Settings => show_settings(),
         Command::Web => crate::web::run(),
         Command::Serve => crate::worker_cmd::run_serve(),
         Command::Worker => crate::worker_cmd::run_worker(),
@@ -70,6 +73,17 @@ pub fn settings() -> Result<anb_core::Settings, ExitCode> {
         eprintln!("{e}");
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+/// What a task really sees, after anb.toml and ANB_* are applied: for operators checking a
+/// deployment, and for the test that ties the CloudFormation template to the binary.
+fn show_settings() -> anyhow::Result<ExitCode> {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn migrate() -> anyhow::Result<ExitCode> {

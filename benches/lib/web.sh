@@ -21,6 +21,7 @@ bench_cleanup() {
 # A fresh, migrated database named $1; prints its URL.
 bench_database() {
   local name=$1 admin=$TEST_ANB_POSTGRES_URL
+  export PGOPTIONS='-c client_min_messages=warning'
   psql "$admin" -qtAc "DROP DATABASE IF EXISTS $name" >/dev/null
   psql "$admin" -qtAc "CREATE DATABASE $name" >/dev/null
   local url="${admin%/*}/$name"

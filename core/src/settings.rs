@@ -84,13 +84,7 @@ impl Default for Settings {
 /// Secrets show as `<redacted>`, so settings can be logged.
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut map = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
-        for secret in Self::SECRETS {
-            if let Some(value) = map.get_mut(secret).filter(|v| !v.is_null()) {
-                *value = "<redacted>".into();
-            }
-        }
-        write!(f, "Settings {map}")
+        write!(f, "Settings {}", self.redacted())
     }
 }
 
@@ -124,6 +118,17 @@ impl Settings {
         let defaults = serde_json::to_value(Settings::default()).expect("settings serialise");
         let fields = defaults.as_object().expect("a struct");
         fields.keys().map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase())).collect()
+    }
+
+    /// Every setting by field name, secrets that are set shown as `<redacted>`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut map = serde_json::to_value(self).expect("settings serialise");
+        for secret in Self::SECRETS {
+            if let Some(value) = map.get_mut(secret).filter(|v| !v.is_null()) {
+                *value = "<redacted>".into();
+            }
+        }
+        map
     }
 
     /// Defaults, then `anb.toml` (if present), then `ANB_*` variables, validated.

@@ -8,6 +8,7 @@ mod error;
 mod files;
 mod json;
 mod metrics;
+mod microcache;
 mod openapi;
 mod ops;
 mod public;
@@ -35,6 +36,9 @@ pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use sweep::{remove_abandoned, sweep_once};
 
+/// The liveness path load balancers check (no I/O; the deployment test ties the template to it).
+pub const HEALTH_PATH: &str = "/health";
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every handler shares.
@@ -46,6 +50,8 @@ pub struct AppState {
     pub signer: UrlSigner,
     pub max_upload_bytes: u64,
     pub metrics: Arc<Metrics>,
+    /// One-second cache of the public read routes.
+    pub public_cache: Arc<microcache::MicroCache>,
     /// More metrics text appended to `/metrics` (the worker's, when both run in one process).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
@@ -67,6 +73,7 @@ impl AppState {
             signer,
             max_upload_bytes: options.max_upload_bytes,
             metrics: Arc::default(),
+            public_cache: Arc::default(),
             extra_metrics: None,
         }
     }
@@ -75,7 +82,7 @@ impl AppState {
 /// The whole API.
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let api = Router::new()
-        .route("/health", get(ops::health))
+        .route(HEALTH_PATH, get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/auth/signup", post(auth::signup))

@@ -1,7 +1,10 @@
 //! What everyone sees: completed videos, votes, rankings.
 
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -64,22 +67,44 @@ pub struct PublicVideoResponse {
     (status = 200, description = "A page of videos", body = Vec<PublicVideoResponse>),
     (status = 422, description = "Bad page or page_size", body = crate::error::ValidationDetail),
 ))]
-pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<Vec<PublicVideoResponse>>> {
-    let rows = state.backends.store.public_videos(query.page()?).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for v in rows {
-        out.push(PublicVideoResponse {
-            processed_url: presigned(&state, v.processed_key.as_deref()).await?,
-            video_id: v.id,
-            title: v.title,
-            player_name: format!("{} {}", v.first_name, v.last_name),
-            city: v.city,
-            country: v.country,
-            votes: v.votes,
-            uploaded_at: v.uploaded_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        });
-    }
-    Ok(Json(out))
+pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Response> {
+    let page = query.page()?;
+    let key = format!("videos:{}:{}", page.page, page.page_size);
+    cached_json(&state, key, || async {
+        let rows = state.backends.store.public_videos(page).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for v in rows {
+            out.push(PublicVideoResponse {
+                processed_url: presigned(&state, v.processed_key.as_deref()).await?,
+                video_id: v.id,
+                title: v.title,
+                player_name: format!("{} {}", v.first_name, v.last_name),
+                city: v.city,
+                country: v.country,
+                votes: v.votes,
+                uploaded_at: v.uploaded_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// A JSON answer from the micro-cache (see [`crate::microcache`]), computed on a miss.
+async fn cached_json<T, F, Fut>(state: &AppState, key: String, compute: F) -> ApiResult<Response>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let body = state
+        .public_cache
+        .get_or_compute(key, || async {
+            let value = compute().await?;
+            serde_json::to_vec(&value).map(Bytes::from).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -106,6 +131,8 @@ pub async fn vote(State(state): State<AppState>, AuthUser(user_id): AuthUser, Pa
         StoreError::Conflict(Conflict::NotCompleted) => ApiError::bad_request("Only processed videos can be voted for"),
         e => e.into(),
     })?;
+    // Visitors of this process see the new count at once (others within the cache's TTL).
+    state.public_cache.clear();
     Ok(Json(VoteResponse { message: "Vote recorded", video_id, total_votes }))
 }
 
@@ -132,21 +159,25 @@ pub struct RankingsResponse {
     (status = 200, description = "A page of the rankings", body = RankingsResponse),
     (status = 422, description = "Bad page or page_size", body = crate::error::ValidationDetail),
 ))]
-pub async fn rankings(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Json<RankingsResponse>> {
+pub async fn rankings(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Response> {
     let page = query.page()?;
-    let city = query.city.as_deref().map(str::trim).filter(|c| !c.is_empty());
-    let (rows, total) = state.backends.store.rankings(city, page).await?;
-    let rankings = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| RankingEntry {
-            position: page.offset() + i as i64 + 1,
-            username: format!("{} {}", r.first_name, r.last_name),
-            city: r.city,
-            country: r.country,
-            votes: r.votes,
-        })
-        .collect();
-    let total_pages = (total + page.limit() - 1) / page.limit();
-    Ok(Json(RankingsResponse { rankings, total, page: page.page, page_size: page.page_size, total_pages }))
+    let city = query.city.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_lowercase);
+    let key = format!("rankings:{}:{}:{}", page.page, page.page_size, city.as_deref().unwrap_or(""));
+    cached_json(&state, key, || async {
+        let (rows, total) = state.backends.store.rankings(city.as_deref(), page).await?;
+        let rankings = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| RankingEntry {
+                position: page.offset() + i as i64 + 1,
+                username: format!("{} {}", r.first_name, r.last_name),
+                city: r.city,
+                country: r.country,
+                votes: r.votes,
+            })
+            .collect();
+        let total_pages = (total + page.limit() - 1) / page.limit();
+        Ok(RankingsResponse { rankings, total, page: page.page, page_size: page.page_size, total_pages })
+    })
+    .await
 }

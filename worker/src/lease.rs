@@ -28,6 +28,13 @@ const TICK: Duration = Duration::from_millis(200);
 /// How often the video row's heartbeat (with progress) is written, at most.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
+/// How often a held message's visibility is extended, for a lease window of `visibility`: every
+/// third of the window, so two extensions can fail before the lease runs out. The queue's own
+/// visibility timeout must exceed it (the deployment test checks the template).
+pub fn extension_interval(visibility: Duration) -> Duration {
+    (visibility / 3).max(TICK)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn hold_lease(
     ctx: &JobContext,
@@ -40,8 +47,7 @@ pub async fn hold_lease(
     mut done: watch::Receiver<bool>,
 ) -> LeaseEnd {
     let visibility = ctx.options.visibility;
-    // Extend every third of the window, so two extensions can fail before the lease runs out.
-    let extend_every = (visibility / 3).max(TICK);
+    let extend_every = extension_interval(visibility);
     let mut next_extend = Instant::now() + extend_every;
     // Often enough that a live attempt never looks dead to `start_processing` (half a lease).
     let heartbeat_every = HEARTBEAT_EVERY.min(visibility / 4).max(TICK);

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Throughput per Fargate task size, side by side with ffmpeg, and the autoscaling targets that follow.
+
+For each task size (vCPU), the CPU is capped the way Fargate caps a task: a CFS quota of
+vCPU x 100 ms per 100 ms period on a cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`). In it, the
+default pipeline (`anb process` with pipeline.toml, as a worker runs it) processes the 60 s 1080p
+reference clip with 1, 2, ... jobs at a time; the ffmpeg command line doing the same work at the
+same x264 settings (benches/ffmpeg-showcase.sh) runs the same jobs in the same cgroup. Each row:
+videos per minute, realtime factor, p50/p95 job time, peak RSS, and the ffmpeg wall-time ratio.
+
+Then, for a latency target (default: a clip processed within 5 minutes of upload), the
+recommendations: the worker's backlog-per-task target, the cheapest task size per processed
+video (Fargate prices are parameters), and the memory to reserve. Printed as a table and written
+as JSON, CSV and PNG charts under target/bench-report/.
+
+Run by `cargo bench --bench capacity` and `make bench`; `benches/capacity.py --help` for options.
+Local figures are relative: a Fargate vCPU is a hyperthread of some host generation. Read the
+ratios and the shape; rerun on the target hardware for absolute numbers.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "target" / "bench-report"
+INPUT = ROOT / "target" / "bench-inputs" / "clip-60s-1080p.mp4"
+OUTPUT_SECS = 30.0  # the default pipeline keeps the first 30 s
+PERIOD_US = 100_000
+# Fargate's valid memory sizes (GiB) per vCPU.
+FARGATE_MEMORY_GB = {
+    0.25: [0.5, 1, 2],
+    0.5: [1, 2, 3, 4],
+    1: [2, 3, 4, 5, 6, 7, 8],
+    2: [4 + i for i in range(13)],
+    4: [8 + i for i in range(23)],
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--anb", default=str(ROOT / "target" / "release" / "anb"), help="the anb binary")
+    p.add_argument("--sizes", default="0.25,0.5,1,2", help="task sizes in vCPU")
+    p.add_argument("--jobs-per-slot", type=int, default=2, help="jobs per concurrent slot in each row")
+    p.add_argument("--max-concurrency", type=int, default=0, help="highest concurrency tried (default: 2 per vCPU, at least 1)")
+    p.add_argument("--latency-target-secs", type=float, default=300, help="upload to processed, for the backlog target")
+    p.add_argument("--task-start-secs", type=float, default=60, help="time for a new Fargate task to start taking jobs")
+    p.add_argument("--price-vcpu-hour", type=float, default=0.04048, help="Fargate Linux/x86 price per vCPU-hour (USD)")
+    p.add_argument("--price-gb-hour", type=float, default=0.004445, help="Fargate price per GB-hour (USD)")
+    p.add_argument("--template", default=str(ROOT / "deploy" / "cloudformation" / "infrastructure-fargate.yaml"))
+    return p.parse_args()
+
+
+class CpuLimit:
+    """A cgroup with a CFS quota; processes started through `wrap` run inside it."""
+
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+        self.path = None
+        self.procs = None
+        quota = int(vcpu * PERIOD_US)
+        name = f"anb-bench-{os.getpid()}-{str(vcpu).replace('.', '_')}"
+        v2 = Path("/sys/fs/cgroup")
+        v1 = Path("/sys/fs/cgroup/cpu")
+        try:
+            if (v2 / "cgroup.controllers").exists() and "cpu" in (v2 / "cgroup.controllers").read_text().split():
+                self.path = v2 / name
+                self.path.mkdir()
+                (self.path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            elif (v1 / "cpu.cfs_quota_us").exists():
+                self.path = v1 / name
+                self.path.mkdir()
+                (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            else:
+                raise OSError("no cgroup CPU controller")
+            self.procs = self.path / "cgroup.procs"
+        except OSError as e:
+            self.close()
+            self.error = str(e)
+
+    @property
+    def ok(self):
+        return self.procs is not None
+
+    def wrap(self, argv):
+        # The shell joins the cgroup, then becomes the command: everything it starts is capped.
+        return ["sh", "-c", f'echo $$ > {self.procs} && exec "$@"', "sh", *argv]
+
+    def close(self):
+        if self.path is not None:
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+            self.path = None
+
+
+def run_row(make_argv, jobs, concurrency, limit):
+    """Run `jobs` commands, `concurrency` at a time, in the cgroup. Returns job wall times, peak
+    RSS (KiB) per job, and the row's total wall time."""
+    pending = list(range(jobs))
+    running = {}
+    walls, rss = [], []
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        while pending or running:
+            while pending and len(running) < concurrency:
+                i = pending.pop(0)
+                argv = limit.wrap(make_argv(Path(work) / f"out-{i}.mp4"))
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                running[proc.pid] = (proc, time.monotonic())
+            pid, status, usage = os.wait4(-1, 0)
+            if pid not in running:
+                continue
+            proc, began = running.pop(pid)
+            if os.waitstatus_to_exitcode(status) != 0:
+                sys.exit(f"job failed: {' '.join(proc.args)}\n{proc.stderr.read().decode(errors='replace')}")
+            proc.stderr.close()
+            walls.append(time.monotonic() - began)
+            rss.append(usage.ru_maxrss)
+    return walls, rss, time.monotonic() - start
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def threads_for(vcpu, concurrency):
+    # What the worker gives each job: the CPUs the process may use (rounded up, as Rust's
+    # available_parallelism rounds a quota) divided among its slots.
+    return max(1, math.ceil(vcpu) // concurrency)
+
+
+def fargate_memory(vcpu, need_mib):
+    for gb in FARGATE_MEMORY_GB.get(vcpu, []):
+        if gb * 1024 >= need_mib:
+            return gb
+    return None
+
+
+def template_default(template, parameter):
+    """A parameter's default in the CloudFormation template."""
+    lines = Path(template).read_text().splitlines()
+    if f"  {parameter}:" not in lines:
+        return None
+    i = lines.index(f"  {parameter}:")
+    for line in lines[i + 1:i + 8]:
+        if line.strip().startswith("Default:"):
+            return line.split(":", 1)[1].strip().strip('"')
+    return None
+
+
+def main():
+    args = parse_args()
+    anb = Path(args.anb)
+    if not anb.exists():
+        sys.exit(f"{anb} is missing: cargo build --release (or run through `cargo bench --bench capacity`)")
+    subprocess.run([str(ROOT / "benches" / "gen-inputs.sh")], check=True, stdout=subprocess.DEVNULL)
+    cores = os.cpu_count() or 1
+    sizes = [float(s) for s in args.sizes.split(",")]
+    sizes = [int(s) if s.is_integer() else s for s in sizes]
+    REPORT.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    notes = []
+    for vcpu in sizes:
+        if vcpu > cores:
+            notes.append(f"{vcpu} vCPU skipped: this machine has {cores} cores")
+            continue
+        limit = CpuLimit(vcpu)
+        if not limit.ok:
+            notes.append(f"CPU quotas cannot be set here ({limit.error}): {vcpu} vCPU is not emulated; run as root on a cgroup v1/v2 host")
+            continue
+        top = args.max_concurrency or max(1, int(2 * vcpu))
+        try:
+            for concurrency in range(1, top + 1):
+                jobs = args.jobs_per_slot * concurrency
+                threads = threads_for(vcpu, concurrency)
+                anb_argv = lambda out: [str(anb), "process", str(INPUT), str(out), "--threads", str(threads)]
+                ff_argv = lambda out: ["env", f"THREADS={threads}", str(ROOT / "benches" / "ffmpeg-showcase.sh"), str(INPUT), str(out)]
+                print(f"{vcpu} vCPU, {concurrency} at a time, {jobs} jobs, {threads} thread(s) each ...", file=sys.stderr, flush=True)
+                a_walls, a_rss, a_total = run_row(anb_argv, jobs, concurrency, limit)
+                f_walls, _, f_total = run_row(ff_argv, jobs, concurrency, limit)
+                per_job_rss_mib = max(a_rss) / 1024
+                rows.append({
+                    "vcpu": vcpu,
+                    "concurrency": concurrency,
+                    "jobs": jobs,
+                    "threads_per_job": threads,
+                    "videos_per_min": jobs / a_total * 60,
+                    "realtime_factor": OUTPUT_SECS / statistics.median(a_walls),
+                    "p50_job_secs": statistics.median(a_walls),
+                    "p95_job_secs": percentile(a_walls, 95),
+                    "peak_rss_per_job_mib": per_job_rss_mib,
+                    "peak_rss_task_mib": per_job_rss_mib * concurrency,
+                    "ffmpeg_videos_per_min": jobs / f_total * 60,
+                    "ffmpeg_p50_job_secs": statistics.median(f_walls),
+                    "ffmpeg_ratio": statistics.median(a_walls) / statistics.median(f_walls),
+                    "job_walls": a_walls,
+                    "ffmpeg_job_walls": f_walls,
+                })
+        finally:
+            limit.close()
+
+    if not rows:
+        print("\n".join(notes))
+        sys.exit("no rows: nothing could be measured here")
+
+    # Best concurrency per size: the highest throughput; within 5 % of it, the fewest jobs at a
+    # time (less memory, shorter jobs).
+    best = {}
+    for vcpu in dict.fromkeys(r["vcpu"] for r in rows):
+        candidates = [r for r in rows if r["vcpu"] == vcpu]
+        top = max(r["videos_per_min"] for r in candidates)
+        best[vcpu] = min((r for r in candidates if r["videos_per_min"] >= 0.95 * top), key=lambda r: r["concurrency"])
+        best[vcpu]["best"] = True
+
+    recommendations = []
+    for vcpu, r in best.items():
+        per_sec = r["videos_per_min"] / 60
+        budget = args.latency_target_secs - args.task_start_secs - r["p95_job_secs"]
+        backlog = max(1, math.floor(budget * per_sec)) if budget > 0 else None
+        reserve_mib = r["peak_rss_task_mib"] * 1.5 + 64  # headroom for longer inputs and the runtime
+        memory_gb = fargate_memory(vcpu, reserve_mib)
+        price_hour = vcpu * args.price_vcpu_hour + (memory_gb or 0) * args.price_gb_hour
+        recommendations.append({
+            "vcpu": vcpu,
+            "concurrency": r["concurrency"],
+            "videos_per_min": r["videos_per_min"],
+            "p95_job_secs": r["p95_job_secs"],
+            "meets_latency_target": backlog is not None,
+            "backlog_per_task_target": backlog,
+            "memory_reserve_mib": math.ceil(reserve_mib),
+            "fargate_memory_gb": memory_gb,
+            "price_per_task_hour": price_hour,
+            "cost_per_1000_videos": price_hour / (r["videos_per_min"] * 60) * 1000 if memory_gb else None,
+        })
+    eligible = [r for r in recommendations if r["meets_latency_target"] and r["cost_per_1000_videos"]]
+    cheapest = min(eligible, key=lambda r: r["cost_per_1000_videos"]) if eligible else None
+
+    # ---- print
+    print(f"\nThroughput per task size: default pipeline on a 60 s 1080p clip (30 s out), ffmpeg side by side")
+    print(f"{'vCPU':>5} {'jobs@':>5} {'videos/min':>10} {'RTF':>6} {'p50 s':>7} {'p95 s':>7} {'RSS/job MiB':>11} {'ffmpeg p50':>10} {'ratio':>6}")
+    for r in rows:
+        mark = " *" if r.get("best") else ""
+        print(f"{r['vcpu']:>5} {r['concurrency']:>5} {r['videos_per_min']:>10.2f} {r['realtime_factor']:>6.2f} {r['p50_job_secs']:>7.1f} "
+              f"{r['p95_job_secs']:>7.1f} {r['peak_rss_per_job_mib']:>11.0f} {r['ffmpeg_p50_job_secs']:>10.1f} {r['ffmpeg_ratio']:>6.2f}{mark}")
+    print("  * best concurrency for the size; ratio = anb / ffmpeg median job wall time (target <= 1.0)")
+    print(f"\nRecommendations for a {args.latency_target_secs:.0f} s latency target (task start {args.task_start_secs:.0f} s; "
+          f"${args.price_vcpu_hour}/vCPU-h, ${args.price_gb_hour}/GB-h)")
+    print(f"{'vCPU':>5} {'jobs@':>5} {'backlog/task':>12} {'memory':>8} {'$/task-h':>9} {'$/1000 videos':>13}")
+    for r in recommendations:
+        backlog = r["backlog_per_task_target"] if r["meets_latency_target"] else "misses"
+        memory = f"{r['fargate_memory_gb']} GB" if r["fargate_memory_gb"] else "n/a"
+        cost = f"{r['cost_per_1000_videos']:.3f}" if r["cost_per_1000_videos"] else "n/a"
+        print(f"{r['vcpu']:>5} {r['concurrency']:>5} {backlog:>12} {memory:>8} {r['price_per_task_hour']:>9.4f} {cost:>13}")
+    if cheapest:
+        print(f"\nCheapest per video: {cheapest['vcpu']} vCPU / {cheapest['fargate_memory_gb']} GB, "
+              f"{cheapest['concurrency']} job(s) at a time, WorkerBacklogPerTaskTarget={cheapest['backlog_per_task_target']}")
+    default_cpu = template_default(args.template, "WorkerCpu")
+    default_target = template_default(args.template, "WorkerBacklogPerTaskTarget")
+    if default_cpu:
+        size = int(default_cpu) / 1024
+        size = int(size) if float(size).is_integer() else size
+        rec = next((r for r in recommendations if r["vcpu"] == size), None)
+        if rec:
+            agrees = str(rec["backlog_per_task_target"]) == default_target
+            print(f"Template default: WorkerCpu={default_cpu} ({size} vCPU), WorkerBacklogPerTaskTarget={default_target}; "
+                  f"this run recommends {rec['backlog_per_task_target']} for that size" + ("" if agrees else " (differs: see docs/capacity.md)"))
+    for note in notes:
+        print(f"note: {note}")
+
+    # ---- write
+    report = {"input": INPUT.name, "output_secs": OUTPUT_SECS, "cores": cores, "args": vars(args), "notes": notes,
+              "rows": rows, "recommendations": recommendations, "cheapest": cheapest}
+    (REPORT / "capacity.json").write_text(json.dumps(report, indent=2))
+    columns = ["vcpu", "concurrency", "jobs", "threads_per_job", "videos_per_min", "realtime_factor", "p50_job_secs",
+               "p95_job_secs", "peak_rss_per_job_mib", "peak_rss_task_mib", "ffmpeg_videos_per_min", "ffmpeg_p50_job_secs", "ffmpeg_ratio"]
+    with open(REPORT / "capacity.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    with open(REPORT / "capacity-recommendations.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(recommendations[0].keys()))
+        w.writeheader()
+        w.writerows(recommendations)
+    charts(rows, recommendations)
+    print(f"\nWrote {REPORT}/capacity.json, capacity.csv, capacity-recommendations.csv, capacity-throughput.png, capacity-cost.png")
+
+
+def charts(rows, recommendations):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: no matplotlib (apt package python3-matplotlib): PNG charts skipped", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for concurrency in sorted({r["concurrency"] for r in rows}):
+        pts = [r for r in rows if r["concurrency"] == concurrency]
+        ax.plot([str(r["vcpu"]) for r in pts], [r["videos_per_min"] for r in pts], marker="o", label=f"anb, {concurrency} at a time")
+    ff = [r for r in rows if r["concurrency"] == 1]
+    ax.plot([str(r["vcpu"]) for r in ff], [r["ffmpeg_videos_per_min"] for r in ff], marker="x", linestyle="--", label="ffmpeg, 1 at a time")
+    ax.set_xlabel("task size (vCPU)")
+    ax.set_ylabel("videos per minute per task")
+    ax.set_title("Throughput per Fargate task size (60 s 1080p in, 30 s 720p out)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(REPORT / "capacity-throughput.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    priced = [r for r in recommendations if r["cost_per_1000_videos"]]
+    ax.bar([f"{r['vcpu']} vCPU\n{r['fargate_memory_gb']} GB" for r in priced], [r["cost_per_1000_videos"] for r in priced])
+    ax.set_ylabel("USD per 1000 videos")
+    ax.set_title("Fargate cost per processed video (best concurrency per size)")
+    fig.tight_layout()
+    fig.savefig(REPORT / "capacity-cost.png", dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+//! `cargo bench --bench capacity`: the capacity benchmark (`benches/capacity.py`: throughput per
+//! Fargate task size beside ffmpeg, and the autoscaling targets that follow) on the `anb` binary
+//! cargo has just built with the bench profile. Options go after `--`, e.g.
+//! `cargo bench --bench capacity -- --sizes 1,2 --latency-target-secs 120`.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    // cargo passes `--bench` to benchmarks without the libtest harness; the script has no use for it.
+    let args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/capacity.py");
+    match Command::new("python3").arg(script).arg("--anb").arg(env!("CARGO_BIN_EXE_anb")).args(args).status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("could not run {script}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
