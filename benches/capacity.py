@@ -13,12 +13,20 @@ recommendations: the worker's backlog-per-task target, the cheapest task size pe
 video (Fargate prices are parameters), and the memory to reserve. Printed as a table and written
 as JSON, CSV and PNG charts under target/bench-report/.
 
+To fit `make bench` in 20 minutes on 2 cores, units of work run side by side when their quotas
+fit in the machine's cores together: anb and ffmpeg at the same size, each in its own cgroup with
+that size's quota (so a row's ratio compares like with like, at the same time), and small sizes
+beside each other, as Fargate packs tasks onto shared hosts. A size whose two sides do not fit
+together (2 vCPU on 2 cores) runs anb, then ffmpeg. Each row runs max(2, concurrency) jobs;
+with so few jobs, p95 is close to the slowest job.
+
 Run by `cargo bench --bench capacity` and `make bench`; `benches/capacity.py --help` for options.
 Local figures are relative: a Fargate vCPU is a hyperthread of some host generation. Read the
 ratios and the shape; rerun on the target hardware for absolute numbers.
 """
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import math
@@ -49,12 +57,12 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--anb", default=str(ROOT / "target" / "release" / "anb"), help="the anb binary")
     p.add_argument("--sizes", default="0.25,0.5,1,2", help="task sizes in vCPU")
-    p.add_argument("--jobs-per-slot", type=int, default=2, help="jobs per concurrent slot in each row")
-    p.add_argument("--max-concurrency", type=int, default=0, help="highest concurrency tried (default: 2 per vCPU, at least 1)")
+    p.add_argument("--max-concurrency", type=int, default=0, help="highest concurrency tried (default: 1 below one vCPU, else whole vCPUs + 1)")
     p.add_argument("--latency-target-secs", type=float, default=300, help="upload to processed, for the backlog target")
     p.add_argument("--task-start-secs", type=float, default=60, help="time for a new Fargate task to start taking jobs")
     p.add_argument("--price-vcpu-hour", type=float, default=0.04048, help="Fargate Linux/x86 price per vCPU-hour (USD)")
     p.add_argument("--price-gb-hour", type=float, default=0.004445, help="Fargate price per GB-hour (USD)")
+    p.add_argument("--charts-only", action="store_true", help="redraw the PNG charts from target/bench-report/capacity.json")
     p.add_argument("--template", default=str(ROOT / "deploy" / "cloudformation" / "infrastructure-fargate.yaml"))
     return p.parse_args()
 
@@ -62,12 +70,15 @@ def parse_args():
 class CpuLimit:
     """A cgroup with a CFS quota; processes started through `wrap` run inside it."""
 
+    count = 0
+
     def __init__(self, vcpu):
         self.vcpu = vcpu
         self.path = None
         self.procs = None
         quota = int(vcpu * PERIOD_US)
-        name = f"anb-bench-{os.getpid()}-{str(vcpu).replace('.', '_')}"
+        CpuLimit.count += 1
+        name = f"anb-bench-{os.getpid()}-{CpuLimit.count}-{str(vcpu).replace('.', '_')}"
         v2 = Path("/sys/fs/cgroup")
         v1 = Path("/sys/fs/cgroup/cpu")
         try:
@@ -106,28 +117,73 @@ class CpuLimit:
 
 def run_row(make_argv, jobs, concurrency, limit):
     """Run `jobs` commands, `concurrency` at a time, in the cgroup. Returns job wall times, peak
-    RSS (KiB) per job, and the row's total wall time."""
+    RSS (KiB) per job (from /usr/bin/time), and the row's total wall time."""
     pending = list(range(jobs))
-    running = {}
+    running = []
     walls, rss = [], []
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         while pending or running:
             while pending and len(running) < concurrency:
                 i = pending.pop(0)
-                argv = limit.wrap(make_argv(Path(work) / f"out-{i}.mp4"))
+                timing = Path(work) / f"time-{i}"
+                argv = limit.wrap(["/usr/bin/time", "-f", "%M", "-o", str(timing), *make_argv(Path(work) / f"out-{i}.mp4")])
                 proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                running[proc.pid] = (proc, time.monotonic())
-            pid, status, usage = os.wait4(-1, 0)
-            if pid not in running:
-                continue
-            proc, began = running.pop(pid)
-            if os.waitstatus_to_exitcode(status) != 0:
-                sys.exit(f"job failed: {' '.join(proc.args)}\n{proc.stderr.read().decode(errors='replace')}")
-            proc.stderr.close()
-            walls.append(time.monotonic() - began)
-            rss.append(usage.ru_maxrss)
+                running.append((proc, time.monotonic(), timing))
+            time.sleep(0.05)
+            for job in [j for j in running if j[0].poll() is not None]:
+                proc, began, timing = job
+                running.remove(job)
+                if proc.returncode != 0:
+                    sys.exit(f"job failed: {' '.join(proc.args)}\n{proc.stderr.read().decode(errors='replace')}")
+                proc.stderr.close()
+                walls.append(time.monotonic() - began)
+                rss.append(int(timing.read_text().split()[-1]))
     return walls, rss, time.monotonic() - start
+
+
+def measure_side(vcpu, side, make_argv_for, levels):
+    """One side (anb or ffmpeg) of one size at each concurrency level, in its own cgroup."""
+    limit = CpuLimit(vcpu)
+    if not limit.ok:
+        return {"error": limit.error}
+    try:
+        out = {}
+        for concurrency in levels:
+            jobs = max(2, concurrency)
+            threads = threads_for(vcpu, concurrency)
+            print(f"  {vcpu} vCPU {side}: {concurrency} at a time, {jobs} jobs, {threads} thread(s) each", file=sys.stderr, flush=True)
+            out[concurrency] = run_row(make_argv_for(threads), jobs, concurrency, limit) + (jobs, threads)
+        return out
+    finally:
+        limit.close()
+
+
+def concurrency_levels(vcpu, max_concurrency):
+    # Below one vCPU, one single-threaded job already uses the whole quota: a second one only
+    # halves each job's speed. From one vCPU up, try up to one job more than the whole vCPUs.
+    top = max_concurrency or (1 if vcpu < 1 else math.ceil(vcpu) + 1)
+    return list(range(1, top + 1))
+
+
+def phases(sizes, cores):
+    """Groups of (size, parallel sides?) whose quotas fit in the machine's cores together."""
+    out, current, load = [], [], 0.0
+    for vcpu in sorted(sizes):
+        if 2 * vcpu > cores:
+            if current:
+                out.append(current)
+                current, load = [], 0.0
+            out.append([(vcpu, False)])
+            continue
+        if load + 2 * vcpu > cores and current:
+            out.append(current)
+            current, load = [], 0.0
+        current.append((vcpu, True))
+        load += 2 * vcpu
+    if current:
+        out.append(current)
+    return out
 
 
 def percentile(values, p):
@@ -164,6 +220,10 @@ def template_default(template, parameter):
 
 def main():
     args = parse_args()
+    if args.charts_only:
+        report = json.loads((REPORT / "capacity.json").read_text())
+        charts(report["rows"], report["recommendations"])
+        return
     anb = Path(args.anb)
     if not anb.exists():
         sys.exit(f"{anb} is missing: cargo build --release (or run through `cargo bench --bench capacity`)")
@@ -175,44 +235,67 @@ def main():
 
     rows = []
     notes = []
+    measurable = []
     for vcpu in sizes:
         if vcpu > cores:
             notes.append(f"{vcpu} vCPU skipped: this machine has {cores} cores")
+        else:
+            measurable.append(vcpu)
+    probe = CpuLimit(measurable[0] if measurable else 1)
+    if not probe.ok:
+        notes.append(f"CPU quotas cannot be set here ({probe.error}): no task size can be emulated; "
+                     "run as root on a host with a cgroup v1 or v2 CPU controller")
+        measurable = []
+    probe.close()
+
+    def anb_argv(threads):
+        return lambda out: [str(anb), "process", str(INPUT), str(out), "--threads", str(threads)]
+
+    def ffmpeg_argv(threads):
+        return lambda out: ["env", f"THREADS={threads}", str(ROOT / "benches" / "ffmpeg-showcase.sh"), str(INPUT), str(out)]
+
+    measured = {}
+    for phase in phases(measurable, cores):
+        print(f"running side by side: {', '.join(f'{v} vCPU' for v, _ in phase)}", file=sys.stderr, flush=True)
+        units = []
+        for vcpu, parallel in phase:
+            levels = concurrency_levels(vcpu, args.max_concurrency)
+            units.append(((vcpu, "anb"), (vcpu, "anb", anb_argv, levels), parallel))
+            units.append(((vcpu, "ffmpeg"), (vcpu, "ffmpeg", ffmpeg_argv, levels), parallel))
+        together = [u for u in units if u[2]]
+        alone = [u for u in units if not u[2]]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(together))) as pool:
+            futures = {key: pool.submit(measure_side, *work) for key, work, _ in together}
+            for key, future in futures.items():
+                measured[key] = future.result()
+        for key, work, _ in alone:
+            measured[key] = measure_side(*work)
+
+    for vcpu in measurable:
+        a, f = measured[(vcpu, "anb")], measured[(vcpu, "ffmpeg")]
+        if "error" in a or "error" in f:
+            notes.append(f"{vcpu} vCPU not measured: {a.get('error') or f.get('error')}")
             continue
-        limit = CpuLimit(vcpu)
-        if not limit.ok:
-            notes.append(f"CPU quotas cannot be set here ({limit.error}): {vcpu} vCPU is not emulated; run as root on a cgroup v1/v2 host")
-            continue
-        top = args.max_concurrency or max(1, int(2 * vcpu))
-        try:
-            for concurrency in range(1, top + 1):
-                jobs = args.jobs_per_slot * concurrency
-                threads = threads_for(vcpu, concurrency)
-                anb_argv = lambda out: [str(anb), "process", str(INPUT), str(out), "--threads", str(threads)]
-                ff_argv = lambda out: ["env", f"THREADS={threads}", str(ROOT / "benches" / "ffmpeg-showcase.sh"), str(INPUT), str(out)]
-                print(f"{vcpu} vCPU, {concurrency} at a time, {jobs} jobs, {threads} thread(s) each ...", file=sys.stderr, flush=True)
-                a_walls, a_rss, a_total = run_row(anb_argv, jobs, concurrency, limit)
-                f_walls, _, f_total = run_row(ff_argv, jobs, concurrency, limit)
-                per_job_rss_mib = max(a_rss) / 1024
-                rows.append({
-                    "vcpu": vcpu,
-                    "concurrency": concurrency,
-                    "jobs": jobs,
-                    "threads_per_job": threads,
-                    "videos_per_min": jobs / a_total * 60,
-                    "realtime_factor": OUTPUT_SECS / statistics.median(a_walls),
-                    "p50_job_secs": statistics.median(a_walls),
-                    "p95_job_secs": percentile(a_walls, 95),
-                    "peak_rss_per_job_mib": per_job_rss_mib,
-                    "peak_rss_task_mib": per_job_rss_mib * concurrency,
-                    "ffmpeg_videos_per_min": jobs / f_total * 60,
-                    "ffmpeg_p50_job_secs": statistics.median(f_walls),
-                    "ffmpeg_ratio": statistics.median(a_walls) / statistics.median(f_walls),
-                    "job_walls": a_walls,
-                    "ffmpeg_job_walls": f_walls,
-                })
-        finally:
-            limit.close()
+        for concurrency, (a_walls, a_rss, a_total, jobs, threads) in a.items():
+            f_walls, _, f_total, _, _ = f[concurrency]
+            per_job_rss_mib = max(a_rss) / 1024
+            rows.append({
+                "vcpu": vcpu,
+                "concurrency": concurrency,
+                "jobs": jobs,
+                "threads_per_job": threads,
+                "videos_per_min": jobs / a_total * 60,
+                "realtime_factor": OUTPUT_SECS / statistics.median(a_walls),
+                "p50_job_secs": statistics.median(a_walls),
+                "p95_job_secs": percentile(a_walls, 95),
+                "peak_rss_per_job_mib": per_job_rss_mib,
+                "peak_rss_task_mib": per_job_rss_mib * concurrency,
+                "ffmpeg_videos_per_min": jobs / f_total * 60,
+                "ffmpeg_p50_job_secs": statistics.median(f_walls),
+                "ffmpeg_ratio": statistics.median(a_walls) / statistics.median(f_walls),
+                "job_walls": a_walls,
+                "ffmpeg_job_walls": f_walls,
+            })
 
     if not rows:
         print("\n".join(notes))

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     // cargo passes `--bench` to benchmarks without the libtest harness; the script has no use for it.
     let args = std::env::args().skip(1).filter(|a| a != "--bench");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/capacity.py");
-    match Command::new("python3").arg(script).arg("--anb").arg(env!("CARGO_BIN_EXE_anb")).args(args).status() {
+    // Debian's interpreter has python3-matplotlib (from `make bench`'s packages) for the charts.
+    let python = if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    match Command::new(python).arg(script).arg("--anb").arg(env!("CARGO_BIN_EXE_anb")).args(args).status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {

@@ -4,16 +4,19 @@
 # outlined "ANB" bottom-right at 0.8 opacity, x264 veryfast CRF 23 high profile yuv420p,
 # AAC 128 kbit/s, index at the front. The input is limited to 30 s (`-t` before `-i`), so
 # ffmpeg reads no more than it needs either. Usage: ffmpeg-showcase.sh IN OUT
-# THREADS=N sets the decoder's, the filters' and x264's threads, as `anb process --threads N`
-# does (ffmpeg's automatic counts ignore CPU quotas).
+# THREADS=N sets the decoder's, the filters' and x264's threads by the rules `anb process
+# --threads N` applies (ffmpeg's automatic counts ignore CPU quotas): libavcodec N + 1 frame
+# threads when N > 1 (else 1), x264 N × 3 / 2 (at least 1), filters N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 in=$1 out=$2
 threads_in=() threads_filter=() threads_out=()
 if [[ -n "${THREADS:-}" ]]; then
-  threads_in=(-threads "$THREADS")
+  decoder=$(( THREADS > 1 ? THREADS + 1 : 1 ))
+  encoder=$(( THREADS * 3 / 2 > 1 ? THREADS * 3 / 2 : 1 ))
+  threads_in=(-threads "$decoder")
   threads_filter=(-filter_threads "$THREADS" -filter_complex_threads "$THREADS")
-  threads_out=(-threads "$THREADS")
+  threads_out=(-threads "$encoder")
 fi
 ffmpeg -v error -y "${threads_filter[@]}" "${threads_in[@]}" -t 30 -i "$in" -filter_complex \
   "[0:v]scale=1280:720:force_original_aspect_ratio=decrease:flags=${SCALE_FLAGS:-bicubic},pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[base];\

@@ -80,7 +80,7 @@ import json, sys
 size = int(sys.argv[1]); report = sys.argv[2]
 rows = []
 print(f"anb web RSS during a {size / 2**20:.0f} MiB upload (target: growth under 50 MiB)")
-print(f"{\"path\":20} {\"before MiB\":>11} {\"peak MiB\":>9} {\"growth MiB\":>11} {\"MiB/s\":>7}")
+print("%-20s %11s %9s %11s %7s" % ("path", "before MiB", "peak MiB", "growth MiB", "MiB/s"))
 for line in sys.stdin:
     name, base, peak, secs = line.split()
     base, peak, secs = int(base) / 1024, int(peak) / 1024, float(secs)

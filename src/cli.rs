@@ -55,6 +55,10 @@ pub enum DlqCommand {
 pub const EXIT_CONFIG: u8 = 2;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The commands that run pipelines: before any thread starts, so every thread inherits it.
+    if matches!(cli.command, Command::Process(_) | Command::Worker | Command::Serve) {
+        crate::cpu::pin_to_quota();
+    }
     match cli.command {
         Command::Process(args) => process::run(args),
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),

@@ -1,6 +1,7 @@
 //! `anb`: the one binary of ANB Video.
 
 mod cli;
+mod cpu;
 mod locations;
 mod pipeline_file;
 mod process;

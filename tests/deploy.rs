@@ -279,3 +279,19 @@ fn the_image_and_make_deps_install_the_same_package_lists() {
         assert!(runtime_stage.contains(&format!("COPY {shipped}")), "the image ships {shipped}");
     }
 }
+
+#[test]
+fn the_template_defaults_are_what_the_capacity_report_recommends() {
+    let template = template();
+    let docs = std::fs::read_to_string(root().join("docs/capacity.md")).unwrap();
+    let line = docs.lines().skip_while(|l| !l.contains("recommended: WorkerCpu=")).collect::<Vec<_>>().join(" ");
+    for parameter in ["WorkerCpu", "WorkerMemory", "WorkerBacklogPerTaskTarget"] {
+        let recommended = line
+            .split(&format!("{parameter}="))
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap_or_else(|| panic!("docs/capacity.md names no recommended {parameter}"));
+        let default = scalar(&template["Parameters"][parameter]["Default"]);
+        assert_eq!(default, recommended, "{parameter}: the template's default and docs/capacity.md disagree");
+    }
+}

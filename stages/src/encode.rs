@@ -44,8 +44,9 @@ pub struct Encode {
     /// H.264 profile: `baseline`, `main` or `high` (default).
     #[serde(default = "default_profile")]
     pub profile: String,
-    /// Encoder threads. Default: 1.5x the CPUs the process may use (x264's own rule, applied to
-    /// the CPU quota rather than the host's CPUs), so cores stay busy while threads wait.
+    /// Encoder threads. Default: CPUs × 3 / 2 in integers, at least 1 (x264's own rule, applied
+    /// to the CPUs the process may use rather than the host's): 1 on one CPU, where frame
+    /// threads would only cost, 3 on two, so cores stay busy while threads wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
     /// AAC bitrate in kbit/s. Default 128.
@@ -92,7 +93,7 @@ impl Stage for Encode {
     }
 
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
-        let threads = self.threads.map_or((ctx.threads * 3).div_ceil(2), |t| t as usize).to_string();
+        let threads = self.threads.map_or((ctx.threads * 3 / 2).max(1), |t| t as usize).to_string();
         let convert_threads = ctx.threads.to_string();
         let x264 = match self.video_bitrate_kbps {
             Some(kbps) => make_with(
