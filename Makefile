@@ -32,7 +32,7 @@ bench: deps
 	@scripts/install-deps.sh deploy/packages/bench.txt
 	$(CARGO) build --release
 	$(CARGO) bench --bench capacity
-	RUNS=3 benches/pipeline.sh
+	RUNS=1 benches/pipeline.sh
 	benches/web-load.sh 8 3
 	benches/web-upload-rss.sh
 
