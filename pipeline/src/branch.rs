@@ -16,19 +16,27 @@ pub(crate) enum BranchKind {
     Audio,
 }
 
-/// The elements of one branch, head queue first, encoder last.
+/// The elements of one branch, head element first, encoder last.
 ///
-/// Queues split the branch into threads: the head queue decouples the branch from the demuxer,
-/// and a queue before the encoder lets filtering and encoding run on different cores. Both are
-/// small and bounded: raw 1080p frames are 3 MB each.
+/// With several CPUs, queues split the branch into threads: the head queue decouples the branch
+/// from the demuxer, and a queue before the encoder lets filtering and encoding run on different
+/// cores. Both are small and bounded: raw 1080p frames are 3 MB each.
+///
+/// On one CPU (0.25 to 1 vCPU tasks) threads cannot run at the same time, so a queue only adds
+/// thread switches and keeps more frames in flight, which a CFS quota's throttling pauses evict
+/// from the caches. There the video branch runs in decodebin's streaming thread from decoder to
+/// encoder, one frame at a time as ffmpeg does, behind a passthrough head that carries the trim
+/// window's probes. The audio branch keeps its head queue on any CPU count: audio must be able to
+/// run seconds ahead while the video encoder fills its lookahead.
 pub(crate) fn elements(
     kind: BranchKind,
     stages: &[LoadedStage],
     ctx: &BuildContext,
 ) -> Result<Vec<gst::Element>, PipelineError> {
-    let mut chain = vec![head_queue(kind)?];
+    let threaded = ctx.threads > 1;
+    let mut chain = vec![head(kind, threaded)?];
     for s in stages {
-        if s.stage.role() == Role::Encode {
+        if s.stage.role() == Role::Encode && threaded {
             chain.push(make_with("queue", &[("max-size-buffers", "3"), ("max-size-bytes", "0"), ("max-size-time", "0")])?);
         }
         let mut added = match kind {
@@ -40,9 +48,12 @@ pub(crate) fn elements(
     Ok(chain)
 }
 
-fn head_queue(kind: BranchKind) -> Result<gst::Element, PipelineError> {
+fn head(kind: BranchKind, threaded: bool) -> Result<gst::Element, PipelineError> {
     match kind {
-        BranchKind::Video => make_with("queue", &[("max-size-buffers", "4"), ("max-size-bytes", "0"), ("max-size-time", "0")]),
+        BranchKind::Video if threaded => {
+            make_with("queue", &[("max-size-buffers", "4"), ("max-size-bytes", "0"), ("max-size-time", "0")])
+        }
+        BranchKind::Video => make_with("identity", &[("silent", "true")]),
         // Audio may have to wait while the video encoder fills its lookahead: allow a few seconds.
         BranchKind::Audio => make_with(
             "queue",

@@ -5,6 +5,8 @@
 //!                                     └─ audio branch: queue ! <stages> ! queue ! <encoder> ─┘
 //! ```
 //!
+//! On one CPU the video branch has no queues (see `branch::elements`).
+//!
 //! Branches are created when decodebin exposes its pads, because only then is it known whether
 //! the input has audio. Streams that are not used (a second video, dropped audio, subtitles) go
 //! to a `fakesink`, and are trimmed too, so they never make the demuxer read past the window.
@@ -135,7 +137,7 @@ fn on_pad_added(
         None => vec![make("queue")?, make_with("fakesink", &[("sync", "false"), ("async", "false")])?],
     };
     branch::add_and_link(pipeline, &chain)?;
-    let head = chain.first().expect("a branch has a head queue");
+    let head = chain.first().expect("a branch has a head element");
     let tail = chain.last().expect("a branch has elements");
     if let Some(w) = plan.window() {
         install_window(head, w);
@@ -153,7 +155,7 @@ fn on_pad_added(
             window::track_position(&tail_pad, shared.clone());
         }
     }
-    let head_pad = head.static_pad("sink").expect("queue has a sink pad");
+    let head_pad = head.static_pad("sink").expect("a branch head has a sink pad");
     pad.link(&head_pad)
         .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("linking a decoded {media} stream: {e}")))?;
     Ok(())
@@ -164,7 +166,7 @@ fn is_demuxer(element: &gst::Element) -> bool {
 }
 
 fn install_window(head: &gst::Element, w: Window) {
-    let sink_pad = head.static_pad("sink").expect("queue has a sink pad");
-    let src_pad = head.static_pad("src").expect("queue has a src pad");
+    let sink_pad = head.static_pad("sink").expect("a branch head has a sink pad");
+    let src_pad = head.static_pad("src").expect("a branch head has a src pad");
     window::install(&sink_pad, &src_pad, w);
 }

@@ -10,6 +10,7 @@ pub mod elements;
 mod endpoints;
 pub mod error;
 mod graph;
+pub mod h264dec;
 pub mod io;
 pub mod registry;
 mod run;
@@ -27,8 +28,11 @@ pub use run::{CancelToken, Progress, ProgressFn, RunOptions, RunReport};
 pub use stage::{BuildContext, Role, SinkOptions, SourceOptions, Stage, Window};
 
 /// Initialise GStreamer once per process. Cheap to call again.
+/// Also registers the framework's own decoder (`anbh264dec`).
 pub fn init() -> Result<(), PipelineError> {
-    gst::init().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("GStreamer did not start: {e}")))
+    gst::init().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("GStreamer did not start: {e}")))?;
+    h264dec::register()
+        .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the H.264 decoder: {e}")))
 }
 
 /// A validated pipeline: stages in processing order.

@@ -14,8 +14,8 @@ use gst::prelude::*;
 use crate::shared::Shared;
 use crate::stage::Window;
 
-/// Cut at `sink_pad` (a branch's head queue); shift running time on `src_pad` so the output
-/// starts at zero when the window starts later.
+/// Cut at `sink_pad` (a branch head: a queue, or a passthrough on one CPU); shift running time
+/// on `src_pad` so the output starts at zero when the window starts later.
 pub(crate) fn install(sink_pad: &gst::Pad, src_pad: &gst::Pad, window: Window) {
     let start = gst::ClockTime::from_nseconds(window.start.as_nanos() as u64);
     let end = window.max_duration.map(|d| start + gst::ClockTime::from_nseconds(d.as_nanos() as u64));
@@ -32,7 +32,7 @@ pub(crate) fn install(sink_pad: &gst::Pad, src_pad: &gst::Pad, window: Window) {
         }
         if let Some(end) = end {
             if running >= end && !ended.swap(true, Ordering::SeqCst) {
-                // The buffer itself then reaches a queue that is EOS and returns EOS upstream.
+                // The buffer itself then reaches a pad that is EOS, and EOS returns upstream.
                 pad.send_event(gst::event::Eos::new());
             }
         }
