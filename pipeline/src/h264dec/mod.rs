@@ -248,13 +248,15 @@ mod imp {
                     Ok(Some(picture)) => picture,
                     Ok(None) => return Ok(()),
                     Err(code) => {
+                        // Counted like a broken access unit; the next input tries again (never
+                        // loop here: the error budget may be unlimited).
                         gst_video::video_decoder_error!(
                             self.obj(),
                             1,
                             gst::StreamError::Decode,
                             ["libavcodec failed while decoding H.264 (error {code})"]
                         )?;
-                        continue;
+                        return Ok(());
                     }
                 };
                 self.push_picture(picture)?;
