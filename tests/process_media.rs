@@ -169,3 +169,23 @@ fn trim_window_can_start_later_and_env_overrides_apply() {
     let start: f64 = p.video()["start_time"].as_str().unwrap().parse().unwrap();
     assert!(start.abs() < 0.1, "the output starts at zero, not at {start}");
 }
+
+// On one CPU the video branch has no queues (decoder to encoder in one thread, the trim
+// window's probes on a passthrough head): the cut, the shift to zero and audio sync must hold
+// there too.
+#[test]
+fn a_one_cpu_run_without_video_queues_trims_in_sync() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 8, ..Clip::default() });
+    let (i, o) = (input.to_string_lossy().into_owned(), output.to_string_lossy().into_owned());
+    let env = [("ANB_STAGE_TRIM_START_SECS", "2"), ("ANB_STAGE_TRIM_MAX_DURATION_SECS", "4.5")];
+    let (exit, _, stderr) = anb(&["process", &i, &o, "--threads", "1"], &env);
+    assert_eq!(exit, 0, "{stderr}");
+    let p = probe(&output);
+    let (v, a) = (Probe::duration(p.video()), Probe::duration(p.audio().unwrap()));
+    assert!((v - 4.5).abs() < 0.15, "video {v} s");
+    assert!((a - 4.5).abs() < 0.15, "audio {a} s");
+    let start: f64 = p.video()["start_time"].as_str().unwrap().parse().unwrap();
+    assert!(start.abs() < 0.1, "the output starts at zero, not at {start}");
+}
