@@ -2,8 +2,6 @@
 //! ranges so browsers can seek in a video, and the PUTs of direct uploads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -112,24 +110,37 @@ pub async fn upload(
         return Err(ApiError::bad_request(format!("Content-Length must be {size}, as signed")));
     }
     // Count the bytes as they pass; a wrong total becomes an error item, which makes the store
-    // discard what it has.
-    let seen = Arc::new(AtomicU64::new(0));
-    let counted = body.into_data_stream().map({
-        let seen = seen.clone();
-        move |chunk| {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            let total = seen.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-            if total > size {
-                return Err(LengthError::TooLong.into());
+    // discard what it has. Past the signed size the rest of the body is read and dropped (up to
+    // a bound) before refusing: a client still sending then gets the 413 rather than a broken
+    // pipe when the server stops reading mid-request.
+    let counted = futures_util::stream::unfold(
+        (body.into_data_stream(), 0u64, false),
+        move |(mut data, mut total, ended)| async move {
+            if ended {
+                return None;
             }
-            Ok(chunk)
-        }
-    });
-    let short = futures_util::stream::once(async move {
-        (seen.load(Ordering::Relaxed) < size).then(|| Err(LengthError::TooShort.into()))
-    })
-    .filter_map(std::future::ready);
-    let counted = counted.chain(short);
+            let item = match data.next().await {
+                None if total < size => Err(LengthError::TooShort.into()),
+                None => return None,
+                Some(Err(e)) => Err(std::io::Error::other(e)),
+                Some(Ok(chunk)) => {
+                    total += chunk.len() as u64;
+                    if total <= size {
+                        return Some((Ok(chunk), (data, total, false)));
+                    }
+                    let mut extra = total - size;
+                    while extra < DRAIN_AFTER_REFUSAL {
+                        match data.next().await {
+                            Some(Ok(more)) => extra += more.len() as u64,
+                            _ => break,
+                        }
+                    }
+                    Err(LengthError::TooLong.into())
+                }
+            };
+            Some((item, (data, total, true)))
+        },
+    );
     match state.backends.blobs.put_stream(&key, Box::pin(counted)).await {
         Ok(_) => Ok(StatusCode::OK),
         Err(anb_core::blob::StorageError::Body(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
@@ -141,6 +152,9 @@ pub async fn upload(
         Err(e) => Err(e.into()),
     }
 }
+
+/// How much of an over-long body is read (and dropped) before it is refused.
+const DRAIN_AFTER_REFUSAL: u64 = 8 << 20;
 
 /// Why an upload's body was refused mid-stream.
 #[derive(Debug, thiserror::Error)]
