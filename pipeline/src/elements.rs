@@ -102,7 +102,12 @@ fn describe_bin(element: &gst::Element) -> String {
 fn value_text(value: &gst::glib::Value) -> Option<String> {
     use gst::prelude::*;
     if let Ok(s) = value.get::<Option<String>>() {
-        return s.map(|s| format!("\"{s}\""));
+        return s.map(|s| quoted(&s));
     }
     value.serialize().ok().map(|s| s.to_string())
+}
+
+/// A string value quoted and escaped as gst-launch reads it back.
+pub fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }

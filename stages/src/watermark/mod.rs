@@ -11,8 +11,11 @@
 
 use std::path::PathBuf;
 
-use anb_pipeline::elements::make_with;
-use anb_pipeline::{BuildContext, PipelineError, Problem, Stage};
+mod element;
+mod marks;
+
+use anb_pipeline::elements::{make, make_with, quoted};
+use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Stage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -161,44 +164,68 @@ impl Stage for Watermark {
     }
 
     fn video(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
-        let mut chain = Vec::new();
+        let mut overlays = Vec::new();
         if let Some(image) = &self.image {
-            chain.push(image_overlay(image)?);
+            overlays.push(image_overlay(image)?);
         }
         if let Some(text) = &self.text {
-            chain.push(text_overlay(text)?);
+            overlays.push(text_overlay(text));
         }
-        Ok(chain)
+        // Made once here so a missing plugin or property is reported when the graph is built.
+        for overlay in &overlays {
+            let props: Vec<(&str, &str)> = overlay.props.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            make_with(overlay.factory, &props)?;
+        }
+        let marks = overlays.iter().map(Overlay::launch_text).collect::<Vec<_>>().join(" ! ");
+        element::register()
+            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the watermark: {e}")))?;
+        // The blender takes planar 8-bit YUV: after `resize` (I420) the conversion does nothing.
+        Ok(vec![make("videoconvert")?, make_with(element::ELEMENT_NAME, &[("marks", &marks)])?])
     }
 }
 
-fn text_overlay(t: &TextMark) -> Result<gst::Element, PipelineError> {
+/// An overlay element that draws one mark, with its properties in gst-launch syntax.
+struct Overlay {
+    factory: &'static str,
+    props: Vec<(&'static str, String)>,
+}
+
+impl Overlay {
+    fn launch_text(&self) -> String {
+        let plain = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c));
+        let value = |v: &str| if plain(v) { v.to_string() } else { quoted(v) };
+        let props: Vec<String> = self.props.iter().map(|(k, v)| format!("{k}={}", value(v))).collect();
+        format!("{} {}", self.factory, props.join(" "))
+    }
+}
+
+fn text_overlay(t: &TextMark) -> Overlay {
     let (h, v) = t.position.axes();
     let halign = ["left", "center", "right"][(h + 1) as usize];
     let valign = ["top", "center", "bottom"][(v + 1) as usize];
     let rgb = parse_color(&t.color).unwrap_or(0xffffff);
     let argb = ((t.opacity.clamp(0.0, 1.0) * 255.0).round() as u32) << 24 | rgb;
     let margin = t.margin_px.to_string();
-    make_with(
-        "textoverlay",
-        &[
-            ("text", &t.content),
-            ("font-desc", &format!("{} {}", t.font, t.size)),
-            ("halignment", halign),
-            ("valignment", valign),
-            ("xpad", &margin),
-            ("ypad", &margin),
-            ("color", &argb.to_string()),
-            ("draw-shadow", "true"),
-            ("wait-text", "false"),
+    Overlay {
+        factory: "textoverlay",
+        props: vec![
+            ("text", t.content.clone()),
+            ("font-desc", format!("{} {}", t.font, t.size)),
+            ("halignment", halign.into()),
+            ("valignment", valign.into()),
+            ("xpad", margin.clone()),
+            ("ypad", margin),
+            ("color", argb.to_string()),
+            ("draw-shadow", "true".into()),
+            ("wait-text", "false".into()),
         ],
-    )
+    }
 }
 
 /// Absolute positioning: x = offset + relative * overlay width + coef * video width, which puts
 /// any corner or the centre at a margin without knowing the frame size in advance.
-fn image_overlay(i: &ImageMark) -> Result<gst::Element, PipelineError> {
-    let (w, h) = png_size(&i.path).map_err(|m| PipelineError::new(anb_pipeline::ErrorCode::InvalidPipeline, m))?;
+fn image_overlay(i: &ImageMark) -> Result<Overlay, PipelineError> {
+    let (w, h) = png_size(&i.path).map_err(|m| PipelineError::new(ErrorCode::InvalidPipeline, m))?;
     let (ax, ay) = i.position.axes();
     let place = |axis: i8| -> (f64, f64, i64) {
         match axis {
@@ -210,22 +237,22 @@ fn image_overlay(i: &ImageMark) -> Result<gst::Element, PipelineError> {
     let (coef_x, rel_x, off_x) = place(ax);
     let (coef_y, rel_y, off_y) = place(ay);
     let scaled = |n: u32| ((n as f64 * i.scale).round() as u32).max(1).to_string();
-    make_with(
-        "gdkpixbufoverlay",
-        &[
-            ("location", &i.path.to_string_lossy()),
-            ("positioning-mode", "pixels-absolute"),
-            ("coef-x", &coef_x.to_string()),
-            ("coef-y", &coef_y.to_string()),
-            ("relative-x", &rel_x.to_string()),
-            ("relative-y", &rel_y.to_string()),
-            ("offset-x", &off_x.to_string()),
-            ("offset-y", &off_y.to_string()),
-            ("overlay-width", &scaled(w)),
-            ("overlay-height", &scaled(h)),
-            ("alpha", &i.opacity.clamp(0.0, 1.0).to_string()),
+    Ok(Overlay {
+        factory: "gdkpixbufoverlay",
+        props: vec![
+            ("location", i.path.to_string_lossy().into_owned()),
+            ("positioning-mode", "pixels-absolute".into()),
+            ("coef-x", coef_x.to_string()),
+            ("coef-y", coef_y.to_string()),
+            ("relative-x", rel_x.to_string()),
+            ("relative-y", rel_y.to_string()),
+            ("offset-x", off_x.to_string()),
+            ("offset-y", off_y.to_string()),
+            ("overlay-width", scaled(w)),
+            ("overlay-height", scaled(h)),
+            ("alpha", i.opacity.clamp(0.0, 1.0).to_string()),
         ],
-    )
+    })
 }
 
 fn parse_color(text: &str) -> Option<u32> {
@@ -252,6 +279,8 @@ fn png_size(path: &std::path::Path) -> Result<(u32, u32), String> {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use gst::prelude::*;
+    use gst_video::prelude::*;
 
     fn logo() -> PathBuf {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/anb-logo.png"))
@@ -273,7 +302,13 @@ mod tests {
     fn toml_round_trip_and_unknown_field() {
         assert_round_trip(&Watermark {
             text: Some(text_mark(Position::TopRight)),
-            image: Some(ImageMark { path: logo(), position: Position::Center, scale: 0.5, opacity: 0.7, margin_px: 10 }),
+            image: Some(ImageMark {
+                path: logo(),
+                position: Position::Center,
+                scale: 0.5,
+                opacity: 0.7,
+                margin_px: 10,
+            }),
         });
         assert_rejects_unknown_field::<Watermark>("txt = { content = \"x\" }");
         assert!(toml::from_str::<Watermark>("text = { content = \"x\", colour = \"#fff\" }").is_err());
@@ -286,7 +321,13 @@ mod tests {
         text.opacity = 2.0;
         let w = Watermark {
             text: Some(text),
-            image: Some(ImageMark { path: "Cargo.toml".into(), position: Position::Center, scale: 9.0, opacity: 1.0, margin_px: 0 }),
+            image: Some(ImageMark {
+                path: "Cargo.toml".into(),
+                position: Position::Center,
+                scale: 9.0,
+                opacity: 1.0,
+                margin_px: 0,
+            }),
         };
         let fields: Vec<_> = w.validate().into_iter().filter_map(|p| p.field).collect();
         assert_eq!(fields, ["text.opacity", "text.color", "image.path", "image.scale"]);
@@ -326,5 +367,87 @@ mod tests {
         let (x0, y0, x1, y1) = marked_region(&frame).expect("the logo changed pixels");
         assert!(x0 >= 10 && y0 >= 10, "margin respected: {x0},{y0}");
         assert!(x1 < 160 && y1 < 90, "the mark stays in the top-left quarter: {x1},{y1}");
+    }
+
+    /// The first frame of `chain` after a 320x180 picture of one colour in `format`, as planes.
+    fn frame_through(format: &str, chain: &str) -> [Vec<u8>; 3] {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc pattern=solid-color foreground-color=0xff2a6f9c num-buffers=1 ! \
+             video/x-raw,format={format},width=320,height=180,colorimetry=bt709 ! {chain} ! appsink name=out sync=false"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink.pull_sample().expect("a frame");
+        pipeline.set_state(gst::State::Null).unwrap();
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let frame = gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info).unwrap();
+        std::array::from_fn(|plane| {
+            let (w, h) = (frame.comp_width(plane as u32) as usize, frame.comp_height(plane as u32) as usize);
+            let stride = frame.plane_stride()[plane] as usize;
+            let data = frame.plane_data(plane as u32).unwrap();
+            (0..h).flat_map(|y| data[y * stride..y * stride + w].iter().copied()).collect()
+        })
+    }
+
+    /// 4:4:4 chroma averaged over 2x2 blocks: what a 4:2:0 sample should show.
+    fn box_420(plane: &[u8], width: usize) -> Vec<u8> {
+        let height = plane.len() / width;
+        let at = |x: usize, y: usize| plane[y * width + x] as u32;
+        (0..height / 2)
+            .flat_map(|y| (0..width / 2).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                ((at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1) + 2) / 4)
+                    as u8
+            })
+            .collect()
+    }
+
+    fn differences(a: &[u8], b: &[u8]) -> (usize, i32) {
+        let diffs = a.iter().zip(b).map(|(x, y)| (*x as i32 - *y as i32).abs());
+        (diffs.clone().filter(|&d| d > 0).count(), diffs.max().unwrap_or(0))
+    }
+
+    /// The marks look as the overlay elements draw them: luma as they blend it onto I420, and
+    /// chroma as the 2x2 mean of their drawing at full chroma resolution (their own I420 blend
+    /// takes one pixel's chroma per block, which leaves colour fringes at a mark's edges).
+    #[test]
+    fn blending_matches_the_overlay_elements_drawing_directly() {
+        let w = Watermark {
+            text: Some(TextMark { opacity: 0.8, ..text_mark(Position::BottomRight) }),
+            image: Some(ImageMark {
+                path: logo(),
+                position: Position::TopLeft,
+                scale: 1.0,
+                opacity: 0.9,
+                margin_px: 10,
+            }),
+        };
+        let overlays = [image_overlay(w.image.as_ref().unwrap()).unwrap(), text_overlay(w.text.as_ref().unwrap())];
+        let marks = overlays.iter().map(Overlay::launch_text).collect::<Vec<_>>().join(" ! ");
+        gst::init().unwrap();
+        element::register().unwrap();
+        let ours = frame_through("I420", &format!("anbwatermark marks={}", quoted(&marks)));
+        let plain = frame_through("I420", "identity");
+        let direct = frame_through("I420", &marks);
+        let direct_444 = frame_through("Y444", &marks);
+
+        let (marked, _) = differences(&plain[0], &ours[0]);
+        assert!(marked > 2000, "the marks change the picture ({marked} luma samples)");
+        let (differing, max) = differences(&direct[0], &ours[0]);
+        assert!(max <= 3, "luma within 3 levels of textoverlay's and gdkpixbufoverlay's: {max} ({differing} differ)");
+        for plane in 1..3 {
+            let reference = box_420(&direct_444[plane], 320);
+            let (marked, _) = differences(&plain[plane], &reference);
+            let (differing, max) = differences(&reference, &ours[plane]);
+            assert!(marked > 500, "chroma plane {plane} is marked ({marked} samples)");
+            assert!(
+                max <= 3,
+                "chroma plane {plane} within 3 levels of the mean of the full drawing: {max} ({differing} differ)"
+            );
+        }
     }
 }
