@@ -344,6 +344,10 @@ mod imp {
     /// Paint the bars: everything of the plane outside `rect`.
     fn fill_outside(data: &mut [u8], stride: usize, w: usize, h: usize, rect: (usize, usize, usize, usize), value: u8) {
         let (rx, ry, rw, rh) = rect;
+        if (rx, ry, rw, rh) == (0, 0, w, h) {
+            // No bars (same aspect ratio, or fill/stretch): nothing to paint, no per-row calls.
+            return;
+        }
         for y in 0..h {
             let row = &mut data[y * stride..y * stride + w];
             if y < ry || y >= ry + rh {

@@ -68,25 +68,27 @@ impl Marks {
             }
             (p[3] as f64 / 255.0, yuv.convert([p[2] as f64, p[1] as f64, p[0] as f64]))
         };
-        // Only the box around the covered pixels needs converting (a small part of the frame).
+        // Only the covered stretch of each row needs converting (a small part of the frame).
         let covered = |x: usize, y: usize| bgra[(y * width + x) * 4 + 3] != 0;
-        let rows_covered: Vec<usize> = (0..height).filter(|&y| (0..width).any(|x| covered(x, y))).collect();
-        let (Some(&top), Some(&bottom)) = (rows_covered.first(), rows_covered.last()) else {
-            return Marks { planes: vec![Vec::new(); subsampling.len()] };
+        let spans: Vec<Option<(usize, usize)>> = (0..height)
+            .map(|y| Some(((0..width).find(|&x| covered(x, y))?, (0..width).rfind(|&x| covered(x, y))?)))
+            .collect();
+        // The covered stretch of a block of rows, in samples of a plane subsampled by `xs`.
+        let span_of = |rows: std::ops::Range<usize>, xs: u32| {
+            let spans = spans[rows].iter().flatten();
+            let left = spans.clone().map(|s| s.0).min()?;
+            Some((left >> xs, spans.map(|s| s.1).max()? >> xs))
         };
-        let columns_covered = |x: usize| rows_covered.iter().any(|&y| covered(x, y));
-        let left = (0..width).find(|&x| columns_covered(x)).unwrap_or(0);
-        let right = (0..width).rev().find(|&x| columns_covered(x)).unwrap_or(width - 1);
         let planes = subsampling
             .iter()
             .enumerate()
             .map(|(component, &(xs, ys))| {
                 let mut runs = Vec::new();
-                for py in (top >> ys)..=(bottom >> ys) {
-                    let x0 = left >> xs;
+                for py in 0..height.div_ceil(1 << ys) {
+                    let Some((x0, x1)) = span_of((py << ys)..((py + 1) << ys).min(height), xs) else { continue };
                     let mut mark = Vec::new();
                     let mut keep = Vec::new();
-                    for px in x0..=(right >> xs) {
+                    for px in x0..=x1 {
                         // A subsampled chroma sample stands for a block of pixels: blend with the
                         // block's mean coverage and mean premultiplied colour.
                         let (mut coverage, mut value, mut n) = (0.0, 0.0, 0.0);
