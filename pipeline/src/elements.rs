@@ -111,3 +111,16 @@ fn value_text(value: &gst::glib::Value) -> Option<String> {
 pub fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// Register an element type of this program under `name`, once per process: later calls do
+/// nothing and succeed. `element_type` is only asked for on the first call.
+pub fn register_once(
+    once: &'static std::sync::Once,
+    name: &str,
+    rank: gst::Rank,
+    element_type: impl FnOnce() -> gst::glib::Type,
+) -> Result<(), gst::glib::BoolError> {
+    let mut result = Ok(());
+    once.call_once(|| result = gst::Element::register(None, name, rank, element_type()));
+    result
+}

@@ -27,12 +27,7 @@ pub const ELEMENT_NAME: &str = "anbh264dec";
 /// Register the element once per process, ranked above `avdec_h264` so decodebin picks it.
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        let rank = gst::Rank::PRIMARY + 1;
-        result = gst::Element::register(None, ELEMENT_NAME, rank, H264Dec::static_type());
-    });
-    result
+    crate::elements::register_once(&ONCE, ELEMENT_NAME, gst::Rank::PRIMARY + 1, H264Dec::static_type)
 }
 
 glib::wrapper! {

@@ -22,11 +22,7 @@ pub const ELEMENT_NAME: &str = "anbscale";
 /// Register the element with GStreamer (once per process).
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = gst::Element::register(None, ELEMENT_NAME, gst::Rank::NONE, Scaler::static_type());
-    });
-    result
+    anb_pipeline::elements::register_once(&ONCE, ELEMENT_NAME, gst::Rank::NONE, Scaler::static_type)
 }
 
 glib::wrapper! {

@@ -27,11 +27,7 @@ const FORMATS: [gst_video::VideoFormat; 4] = [
 /// Register the element with GStreamer (once per process).
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = gst::Element::register(None, ELEMENT_NAME, gst::Rank::NONE, Watermark::static_type());
-    });
-    result
+    anb_pipeline::elements::register_once(&ONCE, ELEMENT_NAME, gst::Rank::NONE, Watermark::static_type)
 }
 
 glib::wrapper! {
