@@ -4,10 +4,16 @@
 //! Pictures are converted to 4:2:0 (`I420`) first: x264 would otherwise keep 4:4:4 input as
 //! 4:4:4, which browsers refuse. x264's thread count is set explicitly, because its automatic
 //! count looks at the host's CPUs and ignores a container's CPU quota.
+//!
+//! The encoder is `anbx264enc` (`x264enc.rs`): x264 with `x264enc`'s parameters, giving each
+//! picture back to upstream as soon as x264 has copied it.
 
 use anb_pipeline::elements::{capsfilter, make, make_with};
-use anb_pipeline::{BuildContext, PipelineError, Problem, Role, Stage};
+use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Role, Stage};
 use serde::{Deserialize, Serialize};
+
+mod ffi;
+pub mod x264enc;
 
 pub const PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
@@ -95,31 +101,21 @@ impl Stage for Encode {
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
         let threads = self.threads.map_or((ctx.threads * 3 / 2).max(1), |t| t as usize).to_string();
         let convert_threads = ctx.threads.to_string();
-        let x264 = match self.video_bitrate_kbps {
-            Some(kbps) => make_with(
-                "x264enc",
-                &[
-                    ("speed-preset", &self.preset),
-                    ("pass", "cbr"),
-                    ("bitrate", &kbps.to_string()),
-                    ("key-int-max", KEYINT_MAX_FRAMES),
-                    ("threads", &threads),
-                ],
-            )?,
-            None => make_with(
-                "x264enc",
-                &[
-                    ("speed-preset", &self.preset),
-                    ("pass", "qual"),
-                    ("quantizer", &self.crf.unwrap_or(DEFAULT_CRF).to_string()),
-                    // x264enc otherwise caps constant quality with a VBV at its `bitrate`
-                    // default (2 Mbit/s): no buffer means no cap, as with x264's own CRF.
-                    ("vbv-buf-capacity", "0"),
-                    ("key-int-max", KEYINT_MAX_FRAMES),
-                    ("threads", &threads),
-                ],
-            )?,
+        x264enc::register().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the encoder: {e}")))?;
+        let quality = match self.video_bitrate_kbps {
+            Some(kbps) => ("bitrate", kbps.to_string()),
+            None => ("quantizer", self.crf.unwrap_or(DEFAULT_CRF).to_string()),
         };
+        let x264 = make_with(
+            x264enc::ELEMENT_NAME,
+            &[
+                ("speed-preset", &self.preset),
+                (quality.0, &quality.1),
+                ("profile", &self.profile),
+                ("key-int-max", KEYINT_MAX_FRAMES),
+                ("threads", &threads),
+            ],
+        )?;
         Ok(vec![
             make_with("videoconvert", &[("n-threads", &convert_threads)])?,
             capsfilter("video/x-raw,format=I420")?,
@@ -183,3 +179,6 @@ mod tests {
         assert_eq!(frames, 10);
     }
 }
+
+#[cfg(test)]
+mod x264enc_tests;
