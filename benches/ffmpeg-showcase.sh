@@ -7,6 +7,9 @@
 # THREADS=N sets the decoder's, the filters' and x264's threads by the rules `anb process
 # --threads N` applies (ffmpeg's automatic counts ignore CPU quotas): libavcodec N + 1 frame
 # threads when N > 1 (else 1), x264 N × 3 / 2 (at least 1), filters N.
+# The text matches what `textoverlay` draws for the pipeline's "Sans Bold" 28 with a 24 px
+# margin: the same bounding box (178 x 60 px at 1280x720, its right edge 32 px and its bottom
+# 46 px from the frame's, measured on a flat clip), so both encoders get the same picture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 in=$1 out=$2
@@ -22,6 +25,6 @@ ffmpeg -v error -y "${threads_filter[@]}" "${threads_in[@]}" -t 30 -i "$in" -fil
   "[0:v]scale=1280:720:force_original_aspect_ratio=decrease:flags=${SCALE_FLAGS:-bicubic},pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[base];\
 movie=assets/anb-logo.png,scale=iw/2:ih/2,format=rgba,colorchannelmixer=aa=0.9[logo];\
 [base][logo]overlay=16:16,drawtext=text=ANB:fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:\
-fontsize=64:fontcolor=white@0.8:borderw=2:bordercolor=black@0.8:shadowx=1:shadowy=1:x=w-tw-24:y=h-th-24[v]" \
+fontsize=75:fontcolor=white@0.8:borderw=2:bordercolor=black@0.8:shadowx=1:shadowy=1:x=w-tw-30:y=h-th-49[v]" \
   -map "[v]" -map "0:a?" -c:v libx264 -preset veryfast -crf 23 -profile:v high -pix_fmt yuv420p \
   -c:a aac -b:a 128k "${threads_out[@]}" -movflags +faststart "$out"
