@@ -8,8 +8,9 @@
 # --threads N` applies (ffmpeg's automatic counts ignore CPU quotas): libavcodec N + 1 frame
 # threads when N > 1 (else 1), x264 N × 3 / 2 (at least 1), filters N.
 # The text matches what `textoverlay` draws for the pipeline's "Sans Bold" 28 with a 24 px
-# margin: the same bounding box (178 x 60 px at 1280x720, its right edge 32 px and its bottom
-# 46 px from the frame's, measured on a flat clip), so both encoders get the same picture.
+# margin: the same bounding box within 2 px (textoverlay's 178 x 62 px at 1280x720, this one
+# 178 x 60; right edges 32 px and bottoms 46-47 px from the frame's, measured on a flat clip),
+# so both encoders get the same picture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 in=$1 out=$2

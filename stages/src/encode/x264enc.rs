@@ -2,11 +2,11 @@
 //!
 //! GStreamer's `x264enc` keeps every input picture mapped until its packet comes out: the
 //! lookahead, B-frame delay and frame threads hold 13 to 30 of them (20 to 40 MB at 720p), and it
-//! asks upstream for a pool of that many buffers. The scaler and the watermark then write and read
-//! a different, cache-cold frame every time, and x264's own working set shares what is left of
-//! the cache; with one CPU per job the codecs ran 1-5 % slower than under ffmpeg, whose wrapper
-//! releases a picture once `x264_encoder_encode` has copied it. This element does the same (x264
-//! always copies its input), so upstream cycles through a handful of buffers.
+//! asks upstream for a pool of that many buffers. This element releases each picture once
+//! `x264_encoder_encode` has copied it (x264 always copies its input), as ffmpeg's wrapper does,
+//! so upstream cycles through a handful of buffers: peak memory of a 1080p-to-720p job 189 -> 176
+//! MiB on one thread, 259 -> 238 MiB on two. It was written hoping the smaller working set would
+//! also speed up the codecs; measured on one pinned CPU it does not (same CPU time within 1 %).
 //!
 //! The x264 parameters are set exactly as `x264enc` sets them (see `csrc/x264enc.c`), so the
 //! bitstream is the same; a test compares the two byte for byte. Output is byte-stream, one
