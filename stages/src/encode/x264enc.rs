@@ -9,7 +9,8 @@
 //! also speed up the codecs; measured on one pinned CPU it does not (same CPU time within 1 %).
 //!
 //! The x264 parameters are set exactly as `x264enc` sets them (see `csrc/x264enc.c`), so the
-//! bitstream is the same; a test compares the two byte for byte. Output is byte-stream, one
+//! bitstream is the same; tests compare the two byte for byte on one thread (with frame threads x264
+//! is not reproducible run to run, so there they compare options, timing and size). Output is byte-stream, one
 //! access unit per buffer, with SPS and PPS before every keyframe; `h264parse` converts for MP4.
 
 use std::sync::{LazyLock, Mutex, Once};
