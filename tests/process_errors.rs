@@ -56,6 +56,32 @@ fn text_renamed_to_mp4_is_invalid_input() {
     assert_rejected(&input, "invalid-input");
 }
 
+// A file that starts like an MP4 but holds nothing else. qtdemux fails on it within a
+// millisecond, sometimes while decodebin is still plugging it in, and decodebin drops an error
+// posted in that window; before the runner watched the demuxer itself, about one run in forty
+// then waited for the stall watchdog and ended `pipeline-stalled` (retried) instead of
+// `invalid-input`. Four runs at a time hit the window in about one run in twenty on this
+// 2-core machine (11 of 200 measured), so 80 runs hit it almost surely.
+#[test]
+fn an_mp4_header_over_garbage_is_invalid_input_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("header-only.mp4");
+    let mut bytes = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
+    bytes.extend(std::iter::repeat_n(0x5a, 200_000));
+    std::fs::write(&input, bytes).unwrap();
+    std::thread::scope(|s| {
+        for lane in 0..4 {
+            let (input, output) = (&input, dir.path().join(format!("out-{lane}.mp4")));
+            s.spawn(move || {
+                for _ in 0..20 {
+                    let outcome = process(input, &output, None, &[("ANB_STALL_TIMEOUT_SECS", "20")]);
+                    assert_eq!(outcome.error_code(), Some("invalid-input"), "{outcome:?}");
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn audio_only_file_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();

@@ -55,14 +55,18 @@ pub(crate) fn build(
     // libavcodec's own rule (CPUs + 1 frame threads), applied to the CPU quota.
     let threads = if ctx.threads > 1 { ctx.threads + 1 } else { 1 }.to_string();
     let window = plan.window();
+    let demuxer_shared = shared.clone();
     decodebin.connect("deep-element-added", false, move |args| {
         let Ok(element) = args[2].get::<gst::Element>() else { return None };
         // Decoders pick their own thread counts from the host's CPUs, ignoring cgroup quotas.
         if element.find_property("max-threads").is_some() {
             element.set_property_from_str("max-threads", &threads);
         }
-        if let (Some(w), true) = (window, is_demuxer(&element)) {
-            element.connect_pad_added(move |_, pad| window::install_coarse(pad, w));
+        if is_demuxer(&element) {
+            demuxer_shared.demuxer.lock().unwrap().get_or_insert_with(|| element.downgrade());
+            if let Some(w) = window {
+                element.connect_pad_added(move |_, pad| window::install_coarse(pad, w));
+            }
         }
         None
     });

@@ -16,6 +16,9 @@ use crate::Pipeline;
 
 /// How often the runner wakes to check for cancellation, stalls and progress.
 const TICK: Duration = Duration::from_millis(100);
+/// How long the input demuxer may sit stopped without a stream before the run fails: long
+/// enough for decodebin to expose the streams of a file the demuxer read to the end at once.
+const SILENT_DEMUXER_GRACE: Duration = Duration::from_secs(2);
 /// How long tearing a graph down may take before the runner gives up on it.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -173,6 +176,7 @@ fn drive(
     let mut last_movement = Instant::now();
     let mut last_report = Instant::now();
     let mut last_progress: Option<Progress> = None;
+    let mut demuxer_stopped_since: Option<Instant> = None;
     loop {
         if let Some(message) = bus.timed_pop(gst::ClockTime::from_nseconds(TICK.as_nanos() as u64)) {
             match message.view() {
@@ -186,6 +190,16 @@ fn drive(
         }
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::new(ErrorCode::Cancelled, "the run was cancelled"));
+        }
+        if !shared.demuxer_gave_up() {
+            demuxer_stopped_since = None;
+        } else if demuxer_stopped_since.get_or_insert_with(Instant::now).elapsed() >= SILENT_DEMUXER_GRACE {
+            return Err(match bus.pop_filtered(&[gst::MessageType::Error]).as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Error(err)) => classify(err, shared),
+                _ => shared.take_failure().unwrap_or_else(|| {
+                    PipelineError::new(ErrorCode::InvalidInput, "the file is damaged: no stream could be read from it")
+                }),
+            });
         }
         let now_marks = marks(shared);
         if now_marks != last_marks {

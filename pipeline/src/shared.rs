@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub read_past_end: AtomicBool,
     /// A video stream was found that no installed decoder handles.
     pub undecodable_video: AtomicBool,
+    /// The demuxer reading the input, once decodebin has plugged it.
+    pub demuxer: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
     /// The first failure a callback saw; it explains the bus error that follows.
     failure: Mutex<Option<PipelineError>>,
     pub sink: Mutex<Option<Box<dyn ByteSink>>>,
@@ -37,6 +39,22 @@ impl Shared {
 
     pub fn take_failure(&self) -> Option<PipelineError> {
         self.failure.lock().unwrap().take()
+    }
+
+    /// The input demuxer's reading task has stopped and no stream came out of it: it gave up on
+    /// the file. Its error message may never arrive, because decodebin drops the errors an element
+    /// posts while decodebin is still bringing it up (GStreamer 1.22's decodebin2 filters them
+    /// until `connect_pad` has finished), and a demuxer that fails within that window is silent.
+    pub fn demuxer_gave_up(&self) -> bool {
+        use gst::prelude::*;
+        if self.video_linked.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Some(demuxer) = self.demuxer.lock().unwrap().as_ref().and_then(|weak| weak.upgrade()) else {
+            return false;
+        };
+        let stopped = |pad: &gst::Pad| pad.mode() == gst::PadMode::Pull && pad.task_state() == gst::TaskState::Paused;
+        demuxer.sink_pads().iter().any(stopped)
     }
 
     pub fn position(&self) -> Duration {
