@@ -14,11 +14,14 @@ video (Fargate prices are parameters), and the memory to reserve. Printed as a t
 as JSON, CSV and PNG charts under target/bench-report/.
 
 To fit `make bench` in 20 minutes on 2 cores, units of work run side by side when their quotas
-fit in the machine's cores together: anb and ffmpeg at the same size, each in its own cgroup with
-that size's quota (so a row's ratio compares like with like, at the same time), and small sizes
-beside each other, as Fargate packs tasks onto shared hosts. A size whose two sides do not fit
-together (2 vCPU on 2 cores) runs anb, then ffmpeg. Each row runs max(2, concurrency) jobs;
-with so few jobs, p95 is close to the slowest job.
+leave some of the machine's cores free together: anb and ffmpeg at the same size, each in its own
+cgroup with that size's quota (so a row's ratio compares like with like, at the same time), and
+small sizes beside each other, as Fargate packs tasks onto shared hosts. A size whose two sides
+would take every core (1 and 2 vCPU on 2 cores) runs anb, then ffmpeg: a Fargate task's vCPUs
+are its own, while two cgroups that saturate the host make each thread hand-off wait for a core
+(measured: two anb jobs in a 1-vCPU quota beside two ffmpeg jobs in another got 0.82 of their
+CPU and took 39.4 s a job instead of 33.7 s alone; ffmpeg, one thread, is not affected). Each row
+runs max(2, concurrency) jobs; with so few jobs, p95 is close to the slowest job.
 
 Run by `cargo bench --bench capacity` and `make bench`; `benches/capacity.py --help` for options.
 Local figures are relative: a Fargate vCPU is a hyperthread of some host generation. Read the
@@ -167,16 +170,16 @@ def concurrency_levels(vcpu, max_concurrency):
 
 
 def phases(sizes, cores):
-    """Groups of (size, parallel sides?) whose quotas fit in the machine's cores together."""
+    """Groups of (size, parallel sides?) whose quotas together leave some of the machine's cores free."""
     out, current, load = [], [], 0.0
     for vcpu in sorted(sizes):
-        if 2 * vcpu > cores:
+        if 2 * vcpu >= cores:
             if current:
                 out.append(current)
                 current, load = [], 0.0
             out.append([(vcpu, False)])
             continue
-        if load + 2 * vcpu > cores and current:
+        if load + 2 * vcpu >= cores and current:
             out.append(current)
             current, load = [], 0.0
         current.append((vcpu, True))
@@ -256,7 +259,8 @@ def main():
 
     measured = {}
     for phase in phases(measurable, cores):
-        print(f"running side by side: {', '.join(f'{v} vCPU' for v, _ in phase)}", file=sys.stderr, flush=True)
+        how = "anb beside ffmpeg" if all(parallel for _, parallel in phase) else "anb, then ffmpeg"
+        print(f"running {', '.join(f'{v} vCPU' for v, _ in phase)}: {how}", file=sys.stderr, flush=True)
         units = []
         for vcpu, parallel in phase:
             levels = concurrency_levels(vcpu, args.max_concurrency)
