@@ -43,7 +43,12 @@ pub(crate) fn build(
     if let Some(caps) = container {
         decodebin.set_property("sink-caps", &caps);
     }
-    let mux = make_with("mp4mux", &[("faststart", "true")])?;
+    // An aggregator with no latency holds one buffer per pad: each encoder push then waits for
+    // the muxer's thread to take it, two thread switches per packet. A second of room per pad
+    // (a few hundred KiB of encoded data) lets the branches run on; the file is the same, since a
+    // non-live aggregator still waits for every pad before writing. Measured on one pinned CPU:
+    // 10,300 context switches a job instead of 16,400.
+    let mux = make_with("mp4mux", &[("faststart", "true"), ("latency", "1000000000")])?;
     let appsink = endpoints::appsink(sink, shared.clone());
     let internal = |e: gst::glib::BoolError| PipelineError::new(ErrorCode::Internal, e.to_string());
     pipeline
