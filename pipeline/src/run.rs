@@ -164,12 +164,7 @@ fn drive(
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
         let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]);
-        return Err(match message.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Error(err)) => classify(err, shared),
-            _ => shared
-                .take_failure()
-                .unwrap_or_else(|| PipelineError::new(ErrorCode::Internal, "the pipeline could not start")),
-        });
+        return Err(explain(message, shared, || PipelineError::new(ErrorCode::Internal, "the pipeline could not start")));
     }
 
     let mut last_marks = marks(shared);
@@ -194,12 +189,10 @@ fn drive(
         if !shared.demuxer_gave_up() {
             demuxer_stopped_since = None;
         } else if demuxer_stopped_since.get_or_insert_with(Instant::now).elapsed() >= SILENT_DEMUXER_GRACE {
-            return Err(match bus.pop_filtered(&[gst::MessageType::Error]).as_ref().map(|m| m.view()) {
-                Some(gst::MessageView::Error(err)) => classify(err, shared),
-                _ => shared.take_failure().unwrap_or_else(|| {
-                    PipelineError::new(ErrorCode::InvalidInput, "the file is damaged: no stream could be read from it")
-                }),
-            });
+            let message = bus.pop_filtered(&[gst::MessageType::Error]);
+            return Err(explain(message, shared, || {
+                PipelineError::new(ErrorCode::InvalidInput, "the file is damaged: no stream could be read from it")
+            }));
         }
         let now_marks = marks(shared);
         if now_marks != last_marks {
@@ -280,6 +273,15 @@ fn teardown(pipeline: gst::Pipeline) -> bool {
         tracing::error!("A GStreamer graph did not stop within {} s; abandoning it", TEARDOWN_TIMEOUT.as_secs());
     }
     done
+}
+
+/// The error message taken from the bus, classified; else the failure a callback recorded; else
+/// `fallback`.
+fn explain(message: Option<gst::Message>, shared: &Shared, fallback: impl FnOnce() -> PipelineError) -> PipelineError {
+    match message.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Error(err)) => classify(err, shared),
+        _ => shared.take_failure().unwrap_or_else(fallback),
+    }
 }
 
 /// Map a bus error to a code. A failure recorded by our own callbacks explains it best.
