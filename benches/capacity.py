@@ -17,7 +17,8 @@ To fit `make bench` in 20 minutes on 2 cores, units of work run side by side whe
 leave some of the machine's cores free together: anb and ffmpeg at the same size, each in its own
 cgroup with that size's quota (so a row's ratio compares like with like, at the same time), and
 small sizes beside each other, as Fargate packs tasks onto shared hosts. A size whose two sides
-would take every core (1 and 2 vCPU on 2 cores) runs anb, then ffmpeg: a Fargate task's vCPUs
+would take every core (1 and 2 vCPU on 2 cores) runs its anb and ffmpeg jobs in turns (A B B A,
+so drift in the machine's speed weighs on both sides alike): a Fargate task's vCPUs
 are its own, while two cgroups that saturate the host make each thread hand-off wait for a core
 (measured: two anb jobs in a 1-vCPU quota beside two ffmpeg jobs in another got 0.82 of their
 CPU and took 39.4 s a job instead of 33.7 s alone; ffmpeg, one thread, is not affected). Each row
@@ -66,6 +67,10 @@ def parse_args():
     p.add_argument("--price-vcpu-hour", type=float, default=0.04048, help="Fargate Linux/x86 price per vCPU-hour (USD)")
     p.add_argument("--price-gb-hour", type=float, default=0.004445, help="Fargate price per GB-hour (USD)")
     p.add_argument("--charts-only", action="store_true", help="redraw the PNG charts from target/bench-report/capacity.json")
+    p.add_argument("--parameters", nargs="?", const="template", metavar="VCPU",
+                   help="print the CloudFormation overrides the last report recommends for a task size (default: the "
+                        "template's WorkerCpu), e.g. deploy/scripts/deploy.sh $(benches/capacity.py --parameters)")
+    p.add_argument("--report", default=str(REPORT / "capacity.json"), help="the report --parameters reads")
     p.add_argument("--template", default=str(ROOT / "deploy" / "cloudformation" / "infrastructure-fargate.yaml"))
     return p.parse_args()
 
@@ -145,21 +150,37 @@ def run_row(make_argv, jobs, concurrency, limit):
     return walls, rss, time.monotonic() - start
 
 
-def measure_side(vcpu, side, make_argv_for, levels):
-    """One side (anb or ffmpeg) of one size at each concurrency level, in its own cgroup."""
-    limit = CpuLimit(vcpu)
-    if not limit.ok:
-        return {"error": limit.error}
+def measure_sides(vcpu, sides, levels):
+    """Sides (name, argv maker) of one size at each concurrency level, each side in its own cgroup.
+
+    A row's jobs run in rounds of `concurrency` jobs. With several sides, the sides take turns
+    round by round, the order flipping each round (A B, B A, A B, ...), so a machine that slows down
+    or speeds up over the minutes of a size weighs on both sides alike."""
+    limits = {name: CpuLimit(vcpu) for name, _ in sides}
     try:
-        out = {}
+        failed = [limit.error for limit in limits.values() if not limit.ok]
+        if failed:
+            return {name: {"error": failed[0]} for name, _ in sides}
+        out = {name: {} for name, _ in sides}
+        turn = 0
         for concurrency in levels:
             jobs = max(2, concurrency)
             threads = threads_for(vcpu, concurrency)
-            print(f"  {vcpu} vCPU {side}: {concurrency} at a time, {jobs} jobs, {threads} thread(s) each", file=sys.stderr, flush=True)
-            out[concurrency] = run_row(make_argv_for(threads), jobs, concurrency, limit) + (jobs, threads)
+            for name, _ in sides:
+                print(f"  {vcpu} vCPU {name}: {concurrency} at a time, {jobs} jobs, {threads} thread(s) each", file=sys.stderr, flush=True)
+            rows = {name: ([], [], 0.0) for name, _ in sides}
+            for _ in range(jobs // concurrency):
+                for name, make_argv_for in sides if turn % 2 == 0 else sides[::-1]:
+                    walls, rss, total = run_row(make_argv_for(threads), concurrency, concurrency, limits[name])
+                    w, r, t = rows[name]
+                    rows[name] = (w + walls, r + rss, t + total)
+                turn += 1
+            for name, row in rows.items():
+                out[name][concurrency] = row + (jobs, threads)
         return out
     finally:
-        limit.close()
+        for limit in limits.values():
+            limit.close()
 
 
 def concurrency_levels(vcpu, max_concurrency):
@@ -221,8 +242,28 @@ def template_default(template, parameter):
     return None
 
 
+def stack_parameters(report, vcpu, template):
+    """`ParameterKey=value` overrides for deploy/scripts/deploy.sh from a report's recommendation."""
+    if vcpu == "template":
+        vcpu = int(template_default(template, "WorkerCpu")) / 1024
+    rec = next((r for r in report["recommendations"] if float(r["vcpu"]) == float(vcpu)), None)
+    if rec is None:
+        sys.exit(f"the report has no recommendation for {vcpu} vCPU (sizes: {', '.join(str(r['vcpu']) for r in report['recommendations'])})")
+    if not rec["meets_latency_target"] or not rec["fargate_memory_gb"]:
+        sys.exit(f"{vcpu} vCPU misses the report's latency target or memory sizes: pick another size")
+    return [
+        f"WorkerCpu={round(float(vcpu) * 1024)}",
+        f"WorkerMemory={round(rec['fargate_memory_gb'] * 1024)}",
+        f"WorkerConcurrency={rec['concurrency']}",
+        f"WorkerBacklogPerTaskTarget={rec['backlog_per_task_target']}",
+    ]
+
+
 def main():
     args = parse_args()
+    if args.parameters:
+        print(" ".join(stack_parameters(json.loads(Path(args.report).read_text()), args.parameters, args.template)))
+        return
     if args.charts_only:
         report = json.loads((REPORT / "capacity.json").read_text())
         charts(report["rows"], report["recommendations"])
@@ -258,22 +299,22 @@ def main():
         return lambda out: ["env", f"THREADS={threads}", str(ROOT / "benches" / "ffmpeg-showcase.sh"), str(INPUT), str(out)]
 
     measured = {}
+    both = [("anb", anb_argv), ("ffmpeg", ffmpeg_argv)]
     for phase in phases(measurable, cores):
-        how = "anb beside ffmpeg" if all(parallel for _, parallel in phase) else "anb, then ffmpeg"
+        side_by_side = all(parallel for _, parallel in phase)
+        how = "anb beside ffmpeg" if side_by_side else "anb and ffmpeg taking turns"
         print(f"running {', '.join(f'{v} vCPU' for v, _ in phase)}: {how}", file=sys.stderr, flush=True)
-        units = []
-        for vcpu, parallel in phase:
-            levels = concurrency_levels(vcpu, args.max_concurrency)
-            units.append(((vcpu, "anb"), (vcpu, "anb", anb_argv, levels), parallel))
-            units.append(((vcpu, "ffmpeg"), (vcpu, "ffmpeg", ffmpeg_argv, levels), parallel))
-        together = [u for u in units if u[2]]
-        alone = [u for u in units if not u[2]]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(together))) as pool:
-            futures = {key: pool.submit(measure_side, *work) for key, work, _ in together}
-            for key, future in futures.items():
-                measured[key] = future.result()
-        for key, work, _ in alone:
-            measured[key] = measure_side(*work)
+        if side_by_side:
+            # Every side of every size of the phase at once, each in its own cgroup.
+            work = [(vcpu, [side], concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase for side in both]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(work)) as pool:
+                results = list(pool.map(lambda w: measure_sides(*w), work))
+        else:
+            work = [(vcpu, both, concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase]
+            results = [measure_sides(*w) for w in work]
+        for (vcpu, _, _), result in zip(work, results):
+            for name, side_rows in result.items():
+                measured[(vcpu, name)] = side_rows
 
     for vcpu in measurable:
         a, f = measured[(vcpu, "anb")], measured[(vcpu, "ffmpeg")]

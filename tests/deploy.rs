@@ -295,3 +295,63 @@ fn the_template_defaults_are_what_the_capacity_report_recommends() {
         assert_eq!(default, recommended, "{parameter}: the template's default and docs/capacity.md disagree");
     }
 }
+
+#[test]
+fn a_capacity_report_becomes_parameters_the_worker_runs_with() {
+    // A report as `make bench` writes it (only the fields the overrides come from).
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("capacity.json");
+    let rec = |vcpu: f64, concurrency: u32, backlog: u32, memory_gb: f64| {
+        serde_json::json!({"vcpu": vcpu, "concurrency": concurrency, "meets_latency_target": true,
+            "backlog_per_task_target": backlog, "fargate_memory_gb": memory_gb})
+    };
+    let recommendations = [rec(0.5, 1, 2, 1.0), rec(1.0, 1, 6, 2.0), rec(2.0, 2, 13, 4.0)];
+    std::fs::write(&report, serde_json::json!({ "recommendations": recommendations }).to_string()).unwrap();
+    let parameters = |size: Option<&str>| {
+        let mut command = Command::new("python3");
+        command.arg(root().join("benches/capacity.py")).arg("--report").arg(&report).arg("--parameters");
+        command.args(size);
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+
+    let template = template();
+    let default_size = parameters(None);
+    assert_eq!(
+        default_size,
+        format!(
+            "WorkerCpu={} WorkerMemory=2048 WorkerConcurrency=1 WorkerBacklogPerTaskTarget=6",
+            scalar(&template["Parameters"]["WorkerCpu"]["Default"])
+        ),
+        "without a size: the template's WorkerCpu"
+    );
+    let two = parameters(Some("2"));
+    assert_eq!(two, "WorkerCpu=2048 WorkerMemory=4096 WorkerConcurrency=2 WorkerBacklogPerTaskTarget=13");
+
+    // Every override is a parameter of the template with an allowed value, and reaches the worker.
+    let overrides: BTreeMap<&str, &str> = two.split(' ').map(|kv| kv.split_once('=').unwrap()).collect();
+    for (name, value) in &overrides {
+        let parameter = &template["Parameters"][*name];
+        assert!(parameter.is_mapping(), "{name} is no parameter of the template");
+        if let Some(allowed) = parameter["AllowedValues"].as_sequence() {
+            assert!(allowed.iter().any(|v| scalar(v) == *value), "{name}={value} is not allowed");
+        }
+    }
+    let stack = Stack { template: &template, overrides };
+    let task = resource(&template, "WorkerTaskDefinition");
+    assert_eq!((render(&task["Cpu"], &stack), render(&task["Memory"], &stack)), ("2048".into(), "4096".into()));
+    let (env, _) = task_env(&stack, "WorkerTaskDefinition");
+    assert_eq!(env.get("ANB_WORKER_CONCURRENCY").map(String::as_str), Some("2"));
+    let scaling = &resource(&template, "WorkerBacklogScaling")["TargetTrackingScalingPolicyConfiguration"];
+    assert_eq!(render(&scaling["TargetValue"], &stack), "13");
+
+    // A size the report did not measure is refused, not guessed.
+    let out = Command::new("python3")
+        .arg(root().join("benches/capacity.py"))
+        .args(["--report", report.to_str().unwrap(), "--parameters", "4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no recommendation for 4"));
+}

@@ -5,6 +5,7 @@
 #
 #   deploy/scripts/deploy.sh [ParameterKey=value ...]
 #   e.g. deploy/scripts/deploy.sh LabRoleArn=arn:aws:iam::123456789012:role/LabRole WorkerCpu=1024 WorkerMemory=2048
+#   deploy/scripts/deploy.sh $(benches/capacity.py --parameters)   # the worker's size and scaling from `make bench`
 #
 # Environment: STACK_NAME (default anb-video), IMAGE_TAG (default: the commit, plus a time stamp
 # when the tree has changes; tags are immutable in the repository).
