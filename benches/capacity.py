@@ -167,7 +167,8 @@ def measure_sides(vcpu, sides, levels):
             jobs = max(2, concurrency)
             threads = threads_for(vcpu, concurrency)
             for name, _ in sides:
-                print(f"  {vcpu} vCPU {name}: {concurrency} at a time, {jobs} jobs, {threads} thread(s) each", file=sys.stderr, flush=True)
+                # One write per line: sides measured side by side print from their own threads.
+                sys.stderr.write(f"  {vcpu} vCPU {name}: {concurrency} at a time, {jobs} jobs, {threads} thread(s) each\n")
             rows = {name: ([], [], 0.0) for name, _ in sides}
             for _ in range(jobs // concurrency):
                 for name, make_argv_for in sides if turn % 2 == 0 else sides[::-1]:
