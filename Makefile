@@ -28,9 +28,11 @@ test: deps
 
 # Capacity per Fargate task size beside ffmpeg (and the autoscaling targets), the streaming
 # figures, and the web under load. Reports under target/bench-report/; docs/capacity.md reads them.
+# `cargo bench` builds target/release/anb itself (the bench profile is the release one), which
+# the scripts after it use; a separate `cargo build --release` first would build the workspace's
+# crates twice, since the bench's dev-dependencies turn on features the plain build leaves off.
 bench: deps
 	@scripts/install-deps.sh deploy/packages/bench.txt
-	$(CARGO) build --release
 	$(CARGO) bench --bench capacity
 	RUNS=1 benches/pipeline.sh
 	benches/web-load.sh 8 3
