@@ -5,7 +5,7 @@ For each task size (vCPU), the CPU is capped the way Fargate caps a task: a CFS 
 vCPU x 100 ms per 100 ms period on a cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`). In it, the
 default pipeline (`anb process` with pipeline.toml, as a worker runs it) processes the 60 s 1080p
 reference clip with 1, 2, ... jobs at a time; the ffmpeg command line doing the same work at the
-same x264 settings (benches/ffmpeg-showcase.sh) runs the same jobs in the same cgroup. Each row:
+same x264 settings (benches/ffmpeg-showcase.sh) runs the same jobs under the same quota. Each row:
 videos per minute, realtime factor, p50/p95 job time, peak RSS, and the ffmpeg wall-time ratio.
 
 Then, for a latency target (default: a clip processed within 5 minutes of upload), the
