@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -23,7 +24,15 @@ pub async fn sdk_config(timeout: Duration) -> SdkConfig {
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
-    aws_config::defaults(BehaviorVersion::latest()).region(region).timeout_config(timeouts).load().await
+    loader().region(region).timeout_config(timeouts).load().await
+}
+
+/// The SDK's defaults with our HTTPS client: hyper on rustls with ring (the SDK's own default
+/// would be aws-lc, a second crypto library to build and ship). Certificates come from the
+/// system's store, as with the default client.
+pub fn loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// Whether requests go to an endpoint other than AWS's own (an emulator such as moto), which

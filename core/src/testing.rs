@@ -155,7 +155,7 @@ impl OwnMoto {
 
     /// The SDK configuration for this server, with `timeout` per call.
     pub async fn aws_config(&self, timeout: Duration) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        crate::aws::loader()
             .endpoint_url(&self.url)
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()

@@ -4,9 +4,11 @@
 //! letterboxed, no distortion); `fill` crops to the frame's aspect ratio first; `stretch` scales
 //! to the frame regardless. Rotation metadata (phone clips) is applied first.
 
+mod resampler;
 mod rotate;
 pub mod scaler;
 mod swscale;
+mod three_halves;
 
 use anb_pipeline::elements::{capsfilter, make_with};
 use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Stage};

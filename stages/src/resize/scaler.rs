@@ -1,4 +1,4 @@
-//! `anbscale`: an I420 scaler element on libswscale.
+//! `anbscale`: an I420 scaler element (libswscale, and a kernel of ours for 3:2 reductions).
 //!
 //! It scales to a fixed frame with square pixels in one pass, fitting (with black bars),
 //! filling (cropping) or stretching, by pointing swscale at the right part of the input and the
@@ -9,7 +9,8 @@
 use std::sync::{LazyLock, Mutex, Once};
 
 use super::rotate::{self, Rotation};
-use super::swscale::{self, Filter, Planes};
+use super::resampler::Resampler;
+use super::swscale::{Filter, Planes};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -91,7 +92,7 @@ mod imp {
     #[derive(Default)]
     struct State {
         /// Rebuilt when sizes change.
-        scaler: Option<swscale::Scaler>,
+        scaler: Option<Resampler>,
         rotation: Rotation,
         /// Scaled but not yet rotated picture, for rotated inputs.
         scratch: Vec<u8>,
@@ -264,7 +265,7 @@ mod imp {
                 _ => Filter::Bicubic,
             };
             if !state.scaler.as_ref().is_some_and(|sc| sc.fits(cw, ch, sw, sh, filter)) {
-                state.scaler = swscale::Scaler::new(cw, ch, sw, sh, filter);
+                state.scaler = Resampler::new(cw, ch, sw, sh, filter);
             }
             if state.scaler.is_none() {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ["swscale rejected {cw}x{ch} -> {sw}x{sh}"]);
