@@ -162,7 +162,10 @@ fn phases() -> [Phase; 2] {
         if x < 1.0 {
             ((12.0 - 9.0 * b - 6.0 * c) * x * x * x + (-18.0 + 12.0 * b + 6.0 * c) * x * x + (6.0 - 2.0 * b)) / 6.0
         } else if x < 2.0 {
-            ((-b - 6.0 * c) * x * x * x + (6.0 * b + 30.0 * c) * x * x + (-12.0 * b - 48.0 * c) * x + (8.0 * b + 24.0 * c))
+            ((-b - 6.0 * c) * x * x * x
+                + (6.0 * b + 30.0 * c) * x * x
+                + (-12.0 * b - 48.0 * c) * x
+                + (8.0 * b + 24.0 * c))
                 / 6.0
         } else {
             0.0
@@ -187,10 +190,14 @@ fn phases() -> [Phase; 2] {
 mod portable {
     use super::{mulhrs, Phase, HORIZONTAL_MAX, TAPS};
 
-    /// `split[p][1 + m] = row[3m + p]` in Q6.
     pub fn split(row: &[u8], split: &mut [Vec<i16>; 3]) {
+        split_from(row, split, 0);
+    }
+
+    /// `split[p][1 + m] = row[3m + p]` in Q6, from pixel triple `from` on.
+    pub fn split_from(row: &[u8], split: &mut [Vec<i16>; 3], from: usize) {
         let [a, b, c] = split;
-        for (m, px) in row.chunks_exact(3).enumerate() {
+        for (m, px) in row.chunks_exact(3).enumerate().skip(from) {
             a[m + 1] = (px[0] as i16) << 6;
             b[m + 1] = (px[1] as i16) << 6;
             c[m + 1] = (px[2] as i16) << 6;
@@ -198,13 +205,19 @@ mod portable {
     }
 
     pub fn horizontal(split: &[Vec<i16>; 3], phases: &[Phase; 2], out: &mut [i16]) {
+        horizontal_from(split, phases, out, 0);
+    }
+
+    /// Output pairs `from` to the end of the row.
+    pub fn horizontal_from(split: &[Vec<i16>; 3], phases: &[Phase; 2], out: &mut [i16], from: usize) {
         let [a, b, c] = split;
         let (e, o) = (&phases[0], &phases[1]);
-        for k in 0..out.len() / 2 {
+        for k in from..out.len() / 2 {
             // Inputs 3k-2 ..= 3k+3 are b[k], c[k], a[k+1], b[k+1], c[k+1], a[k+2].
             let window = [b[k], c[k], a[k + 1], b[k + 1], c[k + 1], a[k + 2], b[k + 2]];
             out[2 * k] = (0..TAPS).fold(0i16, |s, t| s.wrapping_add(mulhrs(window[t], e[t]))).min(HORIZONTAL_MAX);
-            out[2 * k + 1] = (0..TAPS).fold(0i16, |s, t| s.wrapping_add(mulhrs(window[t + 1], o[t]))).min(HORIZONTAL_MAX);
+            out[2 * k + 1] =
+                (0..TAPS).fold(0i16, |s, t| s.wrapping_add(mulhrs(window[t + 1], o[t]))).min(HORIZONTAL_MAX);
         }
     }
 
@@ -239,7 +252,7 @@ mod avx2 {
 
     /// Byte shuffles picking phase p's samples out of three 16-byte blocks (48 pixels, 16 of
     /// each phase): SHUFFLE[p][block] moves them to their places, -1 zeroes the rest.
-    const SHUFFLE: [[[i8; 16]; 3]; 3] = {
+    static SHUFFLE: [[[i8; 16]; 3]; 3] = {
         let mut table = [[[-1i8; 16]; 3]; 3];
         let mut p = 0;
         while p < 3 {
@@ -257,8 +270,7 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     unsafe fn split_avx2(row: &[u8], split: &mut [Vec<i16>; 3]) {
         let n = row.len() / 3;
-        let masks: [[__m128i; 3]; 3] =
-            SHUFFLE.map(|blocks| blocks.map(|m| _mm_loadu_si128(m.as_ptr() as *const __m128i)));
+        let mask = |p: usize, block: usize| _mm_loadu_si128(SHUFFLE[p][block].as_ptr() as *const __m128i);
         let six = _mm_cvtsi32_si128(6);
         let mut m = 0;
         while m + 16 <= n {
@@ -266,22 +278,15 @@ mod avx2 {
             let blocks = [_mm_loadu_si128(src), _mm_loadu_si128(src.add(1)), _mm_loadu_si128(src.add(2))];
             for (p, phase) in split.iter_mut().enumerate() {
                 let picked = _mm_or_si128(
-                    _mm_or_si128(_mm_shuffle_epi8(blocks[0], masks[p][0]), _mm_shuffle_epi8(blocks[1], masks[p][1])),
-                    _mm_shuffle_epi8(blocks[2], masks[p][2]),
+                    _mm_or_si128(_mm_shuffle_epi8(blocks[0], mask(p, 0)), _mm_shuffle_epi8(blocks[1], mask(p, 1))),
+                    _mm_shuffle_epi8(blocks[2], mask(p, 2)),
                 );
                 let wide = _mm256_sll_epi16(_mm256_cvtepu8_epi16(picked), six);
                 _mm256_storeu_si256(phase.as_mut_ptr().add(1 + m) as *mut __m256i, wide);
             }
             m += 16;
         }
-        if m < n {
-            let [a, b, c] = split;
-            for (i, px) in row[3 * m..].chunks_exact(3).enumerate() {
-                a[m + i + 1] = (px[0] as i16) << 6;
-                b[m + i + 1] = (px[1] as i16) << 6;
-                c[m + i + 1] = (px[2] as i16) << 6;
-            }
-        }
+        super::portable::split_from(row, split, m);
     }
 
     #[target_feature(enable = "avx2")]
@@ -295,7 +300,15 @@ mod avx2 {
         let mut k = 0;
         // 16 output pairs a step; the reads end at index k + 2 + 15, inside the split rows.
         while k + 16 <= pairs {
-            let window = [load(b, k), load(c, k), load(a, k + 1), load(b, k + 1), load(c, k + 1), load(a, k + 2), load(b, k + 2)];
+            let window = [
+                load(b, k),
+                load(c, k),
+                load(a, k + 1),
+                load(b, k + 1),
+                load(c, k + 1),
+                load(a, k + 2),
+                load(b, k + 2),
+            ];
             let mut even = _mm256_mulhrs_epi16(window[0], e[0]);
             let mut odd = _mm256_mulhrs_epi16(window[1], o[0]);
             for t in 1..TAPS {
@@ -315,23 +328,7 @@ mod avx2 {
             _mm_storeu_si128(dst.add(3), _mm256_extracti128_si256(hi, 1));
             k += 16;
         }
-        let done = 2 * k;
-        if done < out.len() {
-            tail(split, phases, out, k);
-        }
-    }
-
-    /// The last pairs of a row, one at a time.
-    fn tail(split: &[Vec<i16>; 3], phases: &[Phase; 2], out: &mut [i16], from: usize) {
-        let [a, b, c] = split;
-        for k in from..out.len() / 2 {
-            let window = [b[k], c[k], a[k + 1], b[k + 1], c[k + 1], a[k + 2], b[k + 2]];
-            out[2 * k] =
-                (0..TAPS).fold(0i16, |s, t| s.wrapping_add(super::mulhrs(window[t], phases[0][t]))).min(HORIZONTAL_MAX);
-            out[2 * k + 1] = (0..TAPS)
-                .fold(0i16, |s, t| s.wrapping_add(super::mulhrs(window[t + 1], phases[1][t])))
-                .min(HORIZONTAL_MAX);
-        }
+        super::portable::horizontal_from(split, phases, out, k);
     }
 
     #[target_feature(enable = "avx2")]

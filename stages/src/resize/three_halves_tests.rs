@@ -118,7 +118,8 @@ fn the_vector_kernels_compute_the_same_bits_as_the_portable_ones() {
         horizontal(&kernels(), &row, &mut split, &mut got, &phases);
         assert_eq!(first_difference(&got, &want), None, "horizontal, width {w}");
 
-        let rows: Vec<Vec<i16>> = (0..TAPS).map(|t| want.iter().map(|&v| v.wrapping_add(t as i16 * 700)).collect()).collect();
+        let rows: Vec<Vec<i16>> =
+            (0..TAPS).map(|t| want.iter().map(|&v| v.wrapping_add(t as i16 * 700)).collect()).collect();
         let taps: [&[i16]; TAPS] = std::array::from_fn(|t| rows[t].as_slice());
         for phase in &phases {
             let mut want = vec![0u8; w * 2 / 3];
@@ -153,22 +154,4 @@ fn pictures_match_swscale_bicubic_within_rounding() {
     // and from swscale's 14-bit taps (measured: 9 % of the samples), never more.
     assert!(worst <= 1, "worst difference {worst}");
     assert!(mean < 0.15, "mean difference {mean}");
-}
-
-#[test]
-#[ignore]
-fn timing() {
-    let src = scene(1920, 1080);
-    let mut out = Picture::blank(1280, 720);
-    let mut ours = ThreeHalves::new(1920, 1080, 1280, 720).unwrap();
-    let mut sws = swscale::Scaler::new(1920, 1080, 1280, 720, Filter::Bicubic).unwrap();
-    for round in 0..3 {
-        let t = std::time::Instant::now();
-        for _ in 0..300 { unsafe { ours.scale(&src.planes(), &out.planes_mut()) }; }
-        let a = t.elapsed();
-        let t = std::time::Instant::now();
-        for _ in 0..300 { unsafe { sws.scale(&src.planes(), &out.planes_mut()) }; }
-        let b = t.elapsed();
-        eprintln!("round {round}: ours {:?}/300, swscale {:?}/300", a, b);
-    }
 }
