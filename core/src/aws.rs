@@ -4,10 +4,15 @@
 
 use std::time::Duration;
 
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::region::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -18,21 +23,38 @@ const FALLBACK_REGION: &str = "us-east-1";
 /// Load the SDK configuration with `timeout` as the bound on one whole call, retries included:
 /// an unreachable or hung service turns into an error in that time, never a hang.
 pub async fn sdk_config(timeout: Duration) -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(FALLBACK_REGION);
+    let https = https_client();
+    // The SDK's own region chain (environment, profile, EC2 metadata), with the metadata client
+    // on our HTTPS client, then the fallback.
+    let providers = ProviderConfig::default().with_http_client(https.clone());
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::builder().configure(&providers).build())
+        .or_else(ImdsRegionProvider::builder().configure(&providers).build())
+        .or_else(FALLBACK_REGION);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
-    loader().region(region).timeout_config(timeouts).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
+        .region(region)
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
-/// The SDK's defaults with our HTTPS client: hyper on rustls with ring (the SDK's own default
-/// would be aws-lc, a second crypto library to build and ship). Certificates come from the
-/// system's store, as with the default client.
+/// The SDK's defaults with our HTTPS client.
 pub fn loader() -> ConfigLoader {
-    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// Hyper on rustls with ring, the crypto sqlx already links (the SDK's default client would
+/// build aws-lc, a second crypto library). Certificates come from the system's store, as with
+/// the default client. Every part of the SDK that makes requests must get it, credential and
+/// region providers included: without the default client there is no fallback.
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// Whether requests go to an endpoint other than AWS's own (an emulator such as moto), which
@@ -82,4 +104,20 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Without the SDK's default client, a provider built without ours panics on construction
+    /// (the region chain's EC2 metadata client did). The region comes from AWS_REGION, which
+    /// `make test` sets, so nothing here leaves loopback.
+    #[tokio::test]
+    async fn the_configuration_loads_on_our_https_client() {
+        assert!(std::env::var_os("AWS_REGION").is_some(), "AWS_REGION is not set: run `make test`");
+        let config = super::sdk_config(Duration::from_secs(5)).await;
+        assert!(config.http_client().is_some());
+        assert_eq!(config.region().map(|r| r.to_string()), std::env::var("AWS_REGION").ok());
+    }
 }
