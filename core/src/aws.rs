@@ -36,17 +36,16 @@ pub async fn sdk_config(timeout: Duration) -> SdkConfig {
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https)
-        .region(region)
-        .timeout_config(timeouts)
-        .load()
-        .await
+    defaults_on(https).region(region).timeout_config(timeouts).load().await
 }
 
 /// The SDK's defaults with our HTTPS client.
 pub fn loader() -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+    defaults_on(https_client())
+}
+
+fn defaults_on(https: SharedHttpClient) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// Hyper on rustls with ring, the crypto sqlx already links (the SDK's default client would
