@@ -31,11 +31,14 @@ test: deps
 # `cargo bench` builds target/release/anb itself (the bench profile is the release one), which
 # the scripts after it use; a separate `cargo build --release` first would build the workspace's
 # crates twice, since the bench's dev-dependencies turn on features the plain build leaves off.
+# The reference inputs are generated while that build runs: a cold build leaves a core idle for
+# much of its time (a single crate or the link at a time), which the encoder fills.
 bench: deps
 	@scripts/install-deps.sh deploy/packages/bench.txt
+	benches/gen-inputs.sh & inputs=$$!; $(CARGO) bench --bench capacity --no-run; built=$$?; wait $$inputs && exit $$built
 	$(CARGO) bench --bench capacity
 	RUNS=1 benches/pipeline.sh
-	benches/web-load.sh 8 3
+	benches/web-load.sh 5 3
 	benches/web-upload-rss.sh
 
 clean:
