@@ -13,18 +13,16 @@ recommendations: the worker's backlog-per-task target, the cheapest task size pe
 video (Fargate prices are parameters), and the memory to reserve. Printed as a table and written
 as JSON, CSV and PNG charts under target/bench-report/.
 
-To fit `make bench` in 20 minutes on 2 cores, units of work run side by side while their quotas
-together leave some of the machine's cores free: anb and ffmpeg at the same size, each in its own
+To fit `make bench` in 20 minutes on 2 cores, units of work run side by side when their quotas
+leave some of the machine's cores free together: anb and ffmpeg at the same size, each in its own
 cgroup with that size's quota (so a row's ratio compares like with like, at the same time), and
 small sizes beside each other, as Fargate packs tasks onto shared hosts. A size whose two sides
 would take every core (1 and 2 vCPU on 2 cores) runs its anb and ffmpeg jobs in turns (A B B A,
-so drift in the machine's speed weighs on both sides alike); it starts as soon as the quotas
-running leave room for one more of its size (1 vCPU beside the tail of 0.25 vCPU's long jobs, 2
-vCPU alone). A Fargate task's vCPUs are its own, while cgroups that saturate the host make each
-thread hand-off wait for a core (measured: two anb jobs in a 1-vCPU quota beside two ffmpeg jobs
-in another got 0.82 of their CPU and took 39.4 s a job instead of 33.7 s alone; ffmpeg, one
-thread, is not affected). Each row runs max(2, concurrency) jobs; with so few jobs, p95 is close
-to the slowest job.
+so drift in the machine's speed weighs on both sides alike): a Fargate task's vCPUs
+are its own, while two cgroups that saturate the host make each thread hand-off wait for a core
+(measured: two anb jobs in a 1-vCPU quota beside two ffmpeg jobs in another got 0.82 of their
+CPU and took 39.4 s a job instead of 33.7 s alone; ffmpeg, one thread, is not affected). Each row
+runs max(2, concurrency) jobs; with so few jobs, p95 is close to the slowest job.
 
 Run by `cargo bench --bench capacity` and `make bench`; `benches/capacity.py --help` for options.
 Local figures are relative: a Fargate vCPU is a hyperthread of some host generation. Read the
@@ -193,40 +191,24 @@ def concurrency_levels(vcpu, max_concurrency):
     return list(range(1, top + 1))
 
 
-def work_units(sizes, cores):
-    """The units of work, in order, with the cores their quotas take while they run: a size whose
-    two sides fit beside each other with cores to spare gives one unit per side; a larger one
-    gives one unit whose sides take turns (one quota at a time)."""
-    units = []
+def phases(sizes, cores):
+    """Groups of (size, parallel sides?) whose quotas together leave some of the machine's cores free."""
+    out, current, load = [], [], 0.0
     for vcpu in sorted(sizes):
-        if 2 * vcpu < cores:
-            units += [(vcpu, (side,), vcpu) for side in ("anb", "ffmpeg")]
-        else:
-            units.append((vcpu, ("anb", "ffmpeg"), vcpu))
-    return units
-
-
-def run_units(units, cores, start):
-    """Run `start(unit)` for every unit, each on its own thread, starting units in order as soon as
-    the quotas already running plus the next one's leave some of the machine's cores free (or
-    nothing else runs). Without that rule a quota would wait for cores, not for its own limit.
-    Returns the results in the order of `units`."""
-    results = [None] * len(units)
-    running = {}
-    load = 0.0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(units) or 1) as pool:
-        for i, unit in enumerate(units):
-            while running and load + unit[2] >= cores:
-                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    j = running.pop(future)
-                    results[j] = future.result()
-                    load -= units[j][2]
-            running[pool.submit(start, unit)] = i
-            load += unit[2]
-        for future, j in running.items():
-            results[j] = future.result()
-    return results
+        if 2 * vcpu >= cores:
+            if current:
+                out.append(current)
+                current, load = [], 0.0
+            out.append([(vcpu, False)])
+            continue
+        if load + 2 * vcpu >= cores and current:
+            out.append(current)
+            current, load = [], 0.0
+        current.append((vcpu, True))
+        load += 2 * vcpu
+    if current:
+        out.append(current)
+    return out
 
 
 def percentile(values, p):
@@ -317,20 +299,23 @@ def main():
     def ffmpeg_argv(threads):
         return lambda out: ["env", f"THREADS={threads}", str(ROOT / "benches" / "ffmpeg-showcase.sh"), str(INPUT), str(out)]
 
-    argv_makers = {"anb": anb_argv, "ffmpeg": ffmpeg_argv}
-
-    def start(unit):
-        vcpu, sides, _ = unit
-        if len(sides) > 1:
-            sys.stderr.write(f"{vcpu} vCPU: anb and ffmpeg taking turns\n")
-        return measure_sides(vcpu, [(name, argv_makers[name]) for name in sides],
-                             concurrency_levels(vcpu, args.max_concurrency))
-
     measured = {}
-    units = work_units(measurable, cores)
-    for (vcpu, _, _), result in zip(units, run_units(units, cores, start)):
-        for name, side_rows in result.items():
-            measured[(vcpu, name)] = side_rows
+    both = [("anb", anb_argv), ("ffmpeg", ffmpeg_argv)]
+    for phase in phases(measurable, cores):
+        side_by_side = all(parallel for _, parallel in phase)
+        how = "anb beside ffmpeg" if side_by_side else "anb and ffmpeg taking turns"
+        print(f"running {', '.join(f'{v} vCPU' for v, _ in phase)}: {how}", file=sys.stderr, flush=True)
+        if side_by_side:
+            # Every side of every size of the phase at once, each in its own cgroup.
+            work = [(vcpu, [side], concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase for side in both]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(work)) as pool:
+                results = list(pool.map(lambda w: measure_sides(*w), work))
+        else:
+            work = [(vcpu, both, concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase]
+            results = [measure_sides(*w) for w in work]
+        for (vcpu, _, _), result in zip(work, results):
+            for name, side_rows in result.items():
+                measured[(vcpu, name)] = side_rows
 
     for vcpu in measurable:
         a, f = measured[(vcpu, "anb")], measured[(vcpu, "ffmpeg")]
