@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anb_web::{AppState, WebOptions};
 use anb_worker::telemetry::WorkerMetrics;
@@ -56,6 +57,7 @@ pub async fn serve_web_with(
         cors_origins: settings.cors_origin_list(),
     };
     let mut state = AppState::new(backends, signer, &options);
+    state.stuck_after = anb_web::stuck_after(Duration::from_secs(settings.visibility_timeout_secs));
     if let Some(metrics) = worker_metrics {
         state.extra_metrics = Some(Arc::new(move || metrics.render()));
     }

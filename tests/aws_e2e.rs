@@ -358,7 +358,7 @@ async fn a_pipeline_that_stops_making_progress_is_retried_then_dead_lettered() {
     let failed = platform.until_status(&id, "failed", Duration::from_secs(180)).await;
     assert_eq!(failed["error_code"], "pipeline-stalled");
     assert_eq!(platform.attempts(&id).await, 3);
-    // SQS moves the message on its next receive after the third.
+    // The third attempt records the failure and moves the message to the dead-letter queue.
     let deadline = Instant::now() + Duration::from_secs(60);
     while platform.dlq.depth().await.unwrap().visible != 1 {
         assert!(Instant::now() < deadline, "not dead-lettered");

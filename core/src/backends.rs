@@ -30,6 +30,8 @@ pub enum ConnectError {
     Database(#[from] sqlx::Error),
     #[error("ANB_DATABASE_URL: migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("ANB_QUEUE_URL: {0}")]
+    Queue(crate::queue::QueueError),
     #[error("{0}")]
     Settings(String),
 }
@@ -44,8 +46,12 @@ impl Backends {
     /// worker takes them from the pipeline's `download` and `upload` stages). The timeout is
     /// always `ANB_AWS_TIMEOUT_SECS`.
     pub async fn connect_with(settings: &Settings, signer: UrlSigner, s3: S3Options) -> Result<Backends, ConnectError> {
-        let db = Db::connect_with_password(&settings.database_url, settings.database_password.as_deref()).await?;
-        db.migrate().await?;
+        let db = wait_for("the database", || async {
+            let db = Db::connect_with_password(&settings.database_url, settings.database_password.as_deref()).await?;
+            db.migrate().await?;
+            Ok::<_, ConnectError>(db)
+        })
+        .await?;
         let storage = settings.storage().map_err(ConnectError::Settings)?;
         let queue_url = settings.queue().map_err(ConnectError::Settings)?;
         let needs_aws = matches!(storage, StorageUrl::S3 { .. }) || matches!(queue_url, QueueUrl::Sqs(_));
@@ -71,6 +77,48 @@ impl Backends {
                 (Arc::new(SqsQueue::new(client, url)), dead)
             }
         };
+        // A queue that is not there yet (a broker restarting, a network still coming up) is
+        // waited for like the database; a refused one (no such queue) is an error at once.
+        wait_for("the job queue", || async { queue.depth().await.map_err(ConnectError::Queue) }).await?;
         Ok(Backends { store: Arc::new(SqlStore::new(db.clone())), db, blobs, queue, dead_letters })
+    }
+}
+
+/// How long a starting process waits for its database and queue before it gives up.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(300);
+
+/// Try `connect` until it succeeds, fails for a reason waiting will not fix, or [`STARTUP_WAIT`]
+/// passes, backing off from half a second to ten: a task that starts while PostgreSQL restarts
+/// (or resets connections) waits for it instead of exiting.
+async fn wait_for<T, F, Fut>(what: &str, mut connect: F) -> Result<T, ConnectError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectError>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match connect().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + wait < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Waiting for {what}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl ConnectError {
+    /// Whether waiting may fix it: the server is not reachable yet, as opposed to refusing us
+    /// (bad credentials, a bad URL, a broken migration).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::Database(e) => crate::db::is_transient(e),
+            ConnectError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => crate::db::is_transient(e),
+            ConnectError::Queue(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }

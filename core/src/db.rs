@@ -13,6 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 /// How long a caller waits for a connection before the database counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL cancels any statement that runs longer (every query here takes milliseconds): a
+/// lock wait or a runaway plan ends as an error instead of holding a job's heartbeat. Callers
+/// that must not hang on a dead connection add their own timeout on top.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -57,7 +61,9 @@ impl Db {
     /// it comes from a secret store, while the URL is plain configuration).
     pub async fn connect_with_password(url: &str, password: Option<&str>) -> Result<Db, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut options = PgConnectOptions::from_str(url)?.application_name("anb");
+            let mut options = PgConnectOptions::from_str(url)?
+                .application_name("anb")
+                .options([("statement_timeout", format!("{}ms", STATEMENT_TIMEOUT.as_millis()))]);
             if let Some(password) = password {
                 options = options.password(password);
             }

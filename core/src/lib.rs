@@ -11,6 +11,8 @@ pub mod aws;
 pub mod backends;
 pub mod blob;
 pub mod db;
+#[cfg(any(test, feature = "testing"))]
+pub mod faults;
 pub mod model;
 pub mod queue;
 pub mod settings;

@@ -98,6 +98,9 @@ pub struct Video {
     pub error_retryable: bool,
     /// Processing attempts started; also the fencing token of the current attempt.
     pub attempts: i32,
+    /// `attempts` when the video last left `failed` (a redrive): the retry budget counts the
+    /// attempts above it.
+    pub attempts_base: i32,
     /// Output position over expected duration, 0 to 1, while processing.
     pub progress: f64,
     pub uploaded_at: OffsetDateTime,

@@ -110,6 +110,11 @@ pub trait Store: Send + Sync + 'static {
     /// re-enqueues them.
     async fn unqueued_videos(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>>;
 
+    /// `processing` rows whose attempt has shown no sign of life since `before`, and that were
+    /// not (re-)enqueued since then either: their message may be gone (dead-lettered after
+    /// receives that were not the job's, or lost), so the sweep enqueues them again.
+    async fn stale_processing(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>>;
+
     /// Start a processing attempt: `pending`, a `processing` row whose attempt has shown no sign
     /// of life (no heartbeat) for `stale_after` (a redelivery after a lost worker), or a `failed`
     /// whose failure was transient move to `processing`, counting the attempt. A `processing`
@@ -157,7 +162,7 @@ fn now() -> OffsetDateTime {
 }
 
 const VIDEO_COLUMNS: &str = "v.id, v.user_id, v.title, v.description, v.status, v.original_key, v.original_size,
-    v.processed_key, v.error_code, v.error_message, v.error_retryable, v.attempts, v.progress,
+    v.processed_key, v.error_code, v.error_message, v.error_retryable, v.attempts, v.attempts_base, v.progress,
     v.uploaded_at, v.processed_at, v.enqueued_at, v.updated_at,
     (SELECT count(*) FROM votes WHERE votes.video_id = v.id) AS votes";
 
@@ -307,11 +312,24 @@ impl Store for SqlStore {
         .await?))
     }
 
+    async fn stale_processing(&self, before: OffsetDateTime, limit: i64) -> StoreResult<Vec<Uuid>> {
+        on_pool!(&self.db, pool => Ok(sqlx::query_scalar(
+            "SELECT id FROM videos
+             WHERE status = 'processing' AND updated_at < $1 AND (enqueued_at IS NULL OR enqueued_at < $1)
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
     async fn start_processing(&self, id: Uuid, stale_after: Duration) -> StoreResult<StartOutcome> {
         let at = now();
         let stale_before = at - stale_after;
         let started: Option<i32> = on_pool!(&self.db, pool => sqlx::query_scalar(
-            "UPDATE videos SET status = 'processing', attempts = attempts + 1, progress = 0, updated_at = $2
+            "UPDATE videos SET status = 'processing', attempts = attempts + 1, progress = 0, updated_at = $2,
+                attempts_base = CASE WHEN status = 'failed' THEN attempts ELSE attempts_base END
              WHERE id = $1 AND original_size IS NOT NULL
                AND (status = 'pending'
                     OR (status = 'processing' AND updated_at < $3)

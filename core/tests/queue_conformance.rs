@@ -59,6 +59,7 @@ on_every_queue!(
     extending_the_lease_keeps_a_message_hidden_and_zero_hands_it_back,
     after_three_receives_a_message_is_dead_lettered_and_redrive_brings_it_back,
     four_consumers_acknowledge_two_hundred_messages_exactly_once,
+    a_delayed_message_stays_hidden_until_its_delay_and_starts_with_a_fresh_count,
 );
 
 const SHORT: Duration = Duration::from_secs(1);
@@ -212,4 +213,12 @@ async fn receive_one(q: &dyn JobQueue, within: Duration) -> Option<anb_core::que
         }
     }
     None
+}
+
+async fn a_delayed_message_stays_hidden_until_its_delay_and_starts_with_a_fresh_count((q, _): Queues, _: &str) {
+    q.send_after("later", Duration::from_secs(2)).await.unwrap();
+    assert!(q.receive(1, Duration::from_millis(800), SHORT).await.unwrap().is_empty(), "hidden during its delay");
+    let m = receive_one(&*q, Duration::from_secs(6)).await.expect("visible after its delay");
+    assert_eq!((m.body.as_str(), m.receive_count), ("later", 1));
+    q.delete(&m.receipt).await.unwrap();
 }

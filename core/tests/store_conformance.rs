@@ -16,6 +16,8 @@ anb_core::on_both_databases!(
     rankings_order_ties_filter_by_city_and_paginate,
     public_listing_shows_completed_videos_only,
     the_sweep_finds_confirmed_uploads_that_were_never_enqueued,
+    the_sweep_finds_processing_rows_whose_attempt_died_once_per_window,
+    a_redrive_from_failed_starts_a_fresh_attempt_budget,
     migrations_run_twice_without_harm,
 );
 
@@ -296,4 +298,43 @@ async fn migrations_run_twice_without_harm(db: Db) {
     user(&store, "a@example.com", "A", "Cali").await;
     db.migrate().await.unwrap();
     assert!(store.user_by_email("a@example.com").await.unwrap().is_some());
+}
+
+async fn the_sweep_finds_processing_rows_whose_attempt_died_once_per_window(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let stuck = store.create_video(new_video(owner)).await.unwrap().id;
+    store.mark_enqueued(stuck).await.unwrap();
+    let StartOutcome::Started { .. } = store.start_processing(stuck, LIVE).await.unwrap() else { panic!() };
+    let beating = store.create_video(new_video(owner)).await.unwrap().id;
+    let StartOutcome::Started { attempt, .. } = store.start_processing(beating, LIVE).await.unwrap() else { panic!() };
+    let pending = store.create_video(new_video(owner)).await.unwrap().id;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let window_start = OffsetDateTime::now_utc();
+    assert!(store.set_progress(beating, attempt, Some(0.5)).await.unwrap());
+
+    assert_eq!(store.stale_processing(window_start, 10).await.unwrap(), vec![stuck], "not the beating one, not {pending}");
+    assert!(store.stale_processing(window_start - time::Duration::minutes(1), 10).await.unwrap().is_empty(), "beat recently");
+    // Enqueued again (by the sweep): not found again until a whole window has passed.
+    store.mark_enqueued(stuck).await.unwrap();
+    assert!(store.stale_processing(window_start, 10).await.unwrap().is_empty());
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(store.stale_processing(later, 10).await.unwrap().len(), 2, "both look dead a window later");
+}
+
+async fn a_redrive_from_failed_starts_a_fresh_attempt_budget(db: Db) {
+    let store = SqlStore::new(db);
+    let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
+    let id = store.create_video(new_video(owner)).await.unwrap().id;
+    for expected in 1..=2 {
+        let StartOutcome::Started { attempt, video } = store.start_processing(id, STALE).await.unwrap() else { panic!() };
+        assert_eq!((attempt, video.attempts_base), (expected, 0), "takeovers of dead attempts count against the budget");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(store.fail(id, 2, "worker-lost", "attempts died", true).await.unwrap());
+    let StartOutcome::Started { attempt, video } = store.start_processing(id, LIVE).await.unwrap() else { panic!() };
+    assert_eq!((attempt, video.attempts_base, video.error_code.as_deref()), (3, 2, Some("worker-lost")));
+    assert!(store.retry_later(id, attempt, "sink-failed", "S3 away").await.unwrap());
+    let StartOutcome::Started { video, .. } = store.start_processing(id, LIVE).await.unwrap() else { panic!() };
+    assert_eq!((video.attempts, video.attempts_base), (4, 2), "a retry from pending keeps the budget");
 }

@@ -34,7 +34,7 @@ use anb_core::blob::UrlSigner;
 pub use auth::Tokens;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use sweep::{remove_abandoned, sweep_once};
+pub use sweep::{remove_abandoned, requeue_stuck, sweep_once};
 
 /// The liveness path load balancers check (no I/O; the deployment test ties the template to it).
 pub const HEALTH_PATH: &str = "/health";
@@ -54,6 +54,16 @@ pub struct AppState {
     pub public_cache: Arc<microcache::MicroCache>,
     /// More metrics text appended to `/metrics` (the worker's, when both run in one process).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// A `processing` video whose attempt has not beaten for this long is stuck: the sweep
+    /// enqueues it again ([`stuck_after`] of the workers' lease window).
+    pub stuck_after: Duration,
+}
+
+/// When a `processing` row counts as stuck, for workers with a lease window of `visibility`:
+/// its attempt is dead after half a window, and its message, if it still exists, comes back
+/// within the window plus a hand-on delay. Past two windows and half a minute, nothing will.
+pub fn stuck_after(visibility: Duration) -> Duration {
+    visibility * 2 + Duration::from_secs(30)
 }
 
 /// Web settings beyond the backends.
@@ -75,6 +85,7 @@ impl AppState {
             metrics: Arc::default(),
             public_cache: Arc::default(),
             extra_metrics: None,
+            stuck_after: stuck_after(Duration::from_secs(anb_core::Settings::default().visibility_timeout_secs)),
         }
     }
 }

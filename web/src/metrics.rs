@@ -24,6 +24,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     uploads: AtomicU64,
     upload_bytes: AtomicU64,
+    stuck_requeued: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +45,12 @@ impl Metrics {
     pub fn upload(&self, bytes: u64) {
         self.uploads.fetch_add(1, Ordering::Relaxed);
         self.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The sweep enqueued `n` stuck jobs again (an alarm should watch this: it means jobs lost
+    /// their message or their worker).
+    pub fn stuck_requeued(&self, n: u64) {
+        self.stuck_requeued.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The exposition text; `queue` is (visible, in flight) when the queue answered.
@@ -68,6 +75,9 @@ impl Metrics {
         let _ = writeln!(out, "anb_uploads_total {}", self.uploads.load(Ordering::Relaxed));
         out.push_str("# HELP anb_upload_bytes_total Bytes of uploaded videos.\n# TYPE anb_upload_bytes_total counter\n");
         let _ = writeln!(out, "anb_upload_bytes_total {}", self.upload_bytes.load(Ordering::Relaxed));
+        out.push_str("# HELP anb_stuck_jobs_requeued_total Processing jobs whose attempt died and whose message was gone, enqueued again by the sweep.\n");
+        out.push_str("# TYPE anb_stuck_jobs_requeued_total counter\n");
+        let _ = writeln!(out, "anb_stuck_jobs_requeued_total {}", self.stuck_requeued.load(Ordering::Relaxed));
         if let Some((visible, in_flight)) = queue {
             out.push_str("# HELP anb_queue_messages Jobs in the queue, by state.\n# TYPE anb_queue_messages gauge\n");
             let _ = writeln!(out, "anb_queue_messages{{state=\"visible\"}} {visible}");

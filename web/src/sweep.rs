@@ -1,6 +1,8 @@
 //! The sweep: uploads whose job message was never sent (the queue was down at upload time)
-//! are found in the database and enqueued, so an upload is never silently lost; direct uploads
-//! whose file never came are removed once their upload URL is long dead.
+//! are found in the database and enqueued, so an upload is never silently lost; `processing`
+//! videos whose attempt died and whose message is gone (dead-lettered by receives that were not
+//! the job's, say) are enqueued again, so no job is stranded; direct uploads whose file never
+//! came are removed once their upload URL is long dead.
 
 use std::time::Duration;
 
@@ -31,6 +33,11 @@ pub async fn run(state: AppState) {
             Ok(n) => tracing::info!(videos = n, "re-enqueued uploads that had no job"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; next time"),
         }
+        match requeue_stuck(&state, OffsetDateTime::now_utc() - state.stuck_after).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(videos = n, stuck_after_secs = state.stuck_after.as_secs(), "Re-enqueued stuck processing jobs"),
+            Err(e) => tracing::warn!(error = %e, "sweep of stuck jobs failed; next time"),
+        }
         let abandoned_before = OffsetDateTime::now_utc() - UPLOAD_URL_TTL - ABANDONED_AFTER_EXPIRY;
         match remove_abandoned(&state, abandoned_before).await {
             Ok(0) => {}
@@ -46,6 +53,18 @@ pub async fn sweep_once(state: &AppState, before: OffsetDateTime) -> Result<usiz
     for id in &ids {
         enqueue(state, *id).await;
     }
+    Ok(ids.len())
+}
+
+/// Enqueue `processing` videos whose attempt has not beaten since `before` (nor been enqueued
+/// since); returns how many. A duplicate is harmless: the row settles it.
+pub async fn requeue_stuck(state: &AppState, before: OffsetDateTime) -> Result<usize, anb_core::store::StoreError> {
+    let ids = state.backends.store.stale_processing(before, BATCH).await?;
+    for id in &ids {
+        tracing::warn!(video_id = %id, "Re-enqueueing a stuck processing job");
+        enqueue(state, *id).await;
+    }
+    state.metrics.stuck_requeued(ids.len() as u64);
     Ok(ids.len())
 }
 

@@ -21,6 +21,7 @@ anb_core::on_both_databases!(
     votes_public_listing_and_rankings,
     operations_routes_answer,
     uploads_whose_job_was_lost_are_enqueued_by_the_sweep,
+    processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_the_sweep,
     direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued,
     direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links,
     direct_uploads_whose_file_never_comes_are_removed_by_the_sweep,
@@ -386,6 +387,30 @@ async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
     let again = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
     assert_eq!(serde_json::from_str::<Value>(&again[0].body).unwrap()["video_id"], id.to_string());
     assert_eq!(anb_web::sweep_once(&app.state, later).await.unwrap(), 0, "sent once");
+}
+
+async fn processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_the_sweep(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let (_, body) = app.upload(&token, mp4_bytes(1000), Some("stranded")).await;
+    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
+    // A worker started it, then died; its message was dead-lettered by receives that were not
+    // the job's. The row says `processing` and nothing will ever come for it.
+    let queue = &app.state.backends.queue;
+    let lost = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(app.state.backends.store.start_processing(id, Duration::from_secs(60)).await.unwrap(), anb_core::model::StartOutcome::Started { .. }));
+    queue.delete(&lost[0].receipt).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let earlier = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    assert_eq!(anb_web::requeue_stuck(&app.state, earlier).await.unwrap(), 0, "its attempt may still be alive");
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(anb_web::requeue_stuck(&app.state, now).await.unwrap(), 1);
+    let again = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&again[0].body).unwrap()["video_id"], id.to_string());
+    assert_eq!(anb_web::requeue_stuck(&app.state, now).await.unwrap(), 0, "once per window");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("anb_stuck_jobs_requeued_total 1\n"), "an alarm can watch it: {metrics}");
 }
 
 async fn forget_enqueued(app: &App, id: Uuid) {

@@ -1,7 +1,9 @@
 //! One job: a queue message for a video, taken from `pending` to `completed` or `failed`, or
-//! handed back for a retry. The message is deleted only once the outcome is recorded, so a
+//! handed on for a retry. The message is deleted only once the outcome is recorded, so a
 //! worker that dies at any point loses nothing: the message comes back and another worker
-//! finishes the job (the attempt number fences the dead worker's late writes).
+//! finishes the job (the attempt number fences the dead worker's late writes). A delivery that
+//! meets a live attempt is delayed, never deleted; receives that end for reasons that are not
+//! the job's are not charged to it (see [`crate::settle`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,12 +12,14 @@ use anb_core::backends::Backends;
 use anb_core::blob::{BlobKey, StorageError};
 use anb_core::model::StartOutcome;
 use anb_core::queue::{QueueError, Received};
+use anb_core::store::StoreError;
 use anb_pipeline::{CancelToken, ErrorCode, Pipeline, PipelineError, Progress, RunOptions, RunReport};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::adapters::{BlobSink, BlobSource};
 use crate::lease::{hold_lease, LeaseEnd};
+use crate::settle::{acknowledge, dead_letter, hand_on, persist, CALL_TIMEOUT};
 use crate::telemetry::WorkerMetrics;
 use crate::WorkerOptions;
 
@@ -33,9 +37,17 @@ pub enum Outcome {
     Completed,
     /// A permanent failure with its code: recorded, message deleted.
     Failed(String),
-    /// A transient failure with its code: message handed back for another attempt (or, out of
-    /// receives, recorded as failed and left for the dead-letter queue).
+    /// A transient failure with its code (the job's, or the store's when the outcome could not
+    /// be recorded): the job handed on for another attempt.
     Retry(String),
+    /// A transient failure on the job's last allowed attempt: recorded as the video's failure
+    /// (retryable) and the message moved to the dead-letter queue.
+    DeadLettered(String),
+    /// A duplicate delivery while another attempt is alive: handed on, to come back once that
+    /// attempt would look dead.
+    Deferred,
+    /// A redelivery (its previous receiver vanished): handed on as a fresh message.
+    Renewed,
     /// Nothing to do (unknown or deleted video, already completed, malformed message).
     Skipped(&'static str),
     /// Stopped by shutdown: message visible again at once.
@@ -50,6 +62,9 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::Failed(_) => "failed",
             Outcome::Retry(_) => "retry",
+            Outcome::DeadLettered(_) => "dead-lettered",
+            Outcome::Deferred => "deferred",
+            Outcome::Renewed => "renewed",
             Outcome::Skipped(_) => "skipped",
             Outcome::Released => "released",
             Outcome::LeaseLost => "lease-lost",
@@ -58,7 +73,7 @@ impl Outcome {
 
     pub fn code(&self) -> &str {
         match self {
-            Outcome::Failed(code) | Outcome::Retry(code) => code,
+            Outcome::Failed(code) | Outcome::Retry(code) | Outcome::DeadLettered(code) => code,
             _ => "",
         }
     }
@@ -74,9 +89,9 @@ pub fn processed_key(video_id: Uuid) -> String {
     format!("processed/{video_id}.mp4")
 }
 
-/// Backoff before a transient failure's retry: the base, doubled per receive, at most 5 minutes.
-fn retry_delay(base: Duration, receive_count: u32) -> Duration {
-    (base * (1u32 << receive_count.saturating_sub(1).min(5))).min(Duration::from_secs(300))
+/// Backoff before a transient failure's retry: the base, doubled per attempt, at most 5 minutes.
+fn retry_delay(base: Duration, attempt: u32) -> Duration {
+    (base * (1u32 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(300))
 }
 
 /// What went wrong, as a code and whether it can ever succeed.
@@ -101,41 +116,60 @@ impl From<PipelineError> for Failure {
 
 /// Run one message to its outcome. `shutdown` cancels the pipeline when the worker stops.
 pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken) -> Outcome {
-    let queue = &ctx.backends.queue;
     let Ok(job) = serde_json::from_str::<JobMessage>(&message.body) else {
-        tracing::warn!(body = %message.body, "dropping a malformed job message");
-        let _ = queue.delete(&message.receipt).await;
+        tracing::warn!(body = %message.body, "Dropping a malformed job message");
+        acknowledge(ctx, &message).await;
         return Outcome::Skipped("malformed");
     };
     let video_id = job.video_id;
+    if message.receive_count > 1 {
+        // A redelivery: the previous receiver died or lost its lease before settling it. That
+        // says nothing about the job (its attempts are counted in the row), so the receive is
+        // not charged to it: the job goes on as a fresh message.
+        tracing::info!(%video_id, receive_count = message.receive_count, "Renewing a redelivered job message");
+        hand_on(ctx, &message, Duration::ZERO).await;
+        return Outcome::Renewed;
+    }
     let store = &ctx.backends.store;
-    // An attempt whose heartbeat stopped for half a lease is dead: its message came back.
-    let stale_after = ctx.options.visibility / 2;
-    let (attempt, original_key) = match store.start_processing(video_id, stale_after).await {
-        Ok(StartOutcome::Started { attempt, video }) => (attempt, video.original_key),
+    let stale_after = ctx.options.stale_after();
+    let (attempt, video) = match store.start_processing(video_id, stale_after).await {
+        Ok(StartOutcome::Started { attempt, video }) => (attempt, video),
         Ok(StartOutcome::Missing) => {
-            tracing::info!(%video_id, "dropping the job of an unknown or deleted video");
-            let _ = queue.delete(&message.receipt).await;
+            tracing::info!(%video_id, "Dropping the job of an unknown or deleted video");
+            acknowledge(ctx, &message).await;
             return Outcome::Skipped("missing");
         }
-        Ok(StartOutcome::AlreadyCompleted | StartOutcome::PermanentlyFailed | StartOutcome::InProgress) => {
-            // A duplicate delivery: acknowledge without work. (If the live attempt's worker dies,
-            // its own message comes back and finishes the job.)
-            let _ = queue.delete(&message.receipt).await;
+        Ok(StartOutcome::AlreadyCompleted | StartOutcome::PermanentlyFailed) => {
+            acknowledge(ctx, &message).await;
             return Outcome::Skipped("done");
         }
+        Ok(StartOutcome::InProgress) => {
+            // Another attempt is alive. Come back when it would look dead: by then it has
+            // completed (this delivery is then a no-op) or died (this one takes over).
+            hand_on(ctx, &message, stale_after).await;
+            return Outcome::Deferred;
+        }
         Err(e) => {
-            let _ = queue.change_visibility(&message.receipt, retry_delay(ctx.options.retry_backoff, message.receive_count)).await;
+            tracing::warn!(%video_id, error = %e, "Could not start the job; handing it on");
+            hand_on(ctx, &message, ctx.options.retry_backoff).await;
             return Outcome::Retry(e.code().into());
         }
     };
-    tracing::info!(%video_id, attempt, receive_count = message.receive_count, "processing");
+    let used = attempt - video.attempts_base;
+    if used > ctx.options.max_attempts as i32 {
+        // The budget's attempts all started and none recorded an end: they died with their
+        // worker (which a file built to exhaust memory does every time). Stop here.
+        let code = video.error_code.clone().unwrap_or_else(|| "worker-lost".into());
+        let failure = Failure::transient(&code, format!("{} attempts started and none finished", used - 1));
+        return give_up(ctx, &message, video_id, attempt, failure).await;
+    }
+    tracing::info!(%video_id, attempt, budget_used = used, "Processing");
     let started = Instant::now();
     let cancel = CancelToken::default();
     let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let run = async {
-        let result = run_pipeline(ctx, video_id, &original_key, cancel.clone(), progress.clone()).await;
+        let result = run_pipeline(ctx, video_id, &video.original_key, cancel.clone(), progress.clone()).await;
         let _ = done_tx.send(true);
         result
     };
@@ -146,14 +180,19 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
         (_, LeaseEnd::Lost) => Outcome::LeaseLost,
         (Ok(report), _) => complete(ctx, &message, video_id, attempt, &report).await,
         (Err(failure), LeaseEnd::Shutdown) if failure.code == ErrorCode::Cancelled.as_str() => {
-            let _ = store.retry_later(video_id, attempt, "worker-shutdown", "the worker stopped; another will retry").await;
-            let _ = queue.change_visibility(&message.receipt, Duration::ZERO).await;
+            // The grace period is short: one try, then the job goes back at once either way
+            // (a row left `processing` is taken over once its heartbeat is stale).
+            let released = store.retry_later(video_id, attempt, "worker-shutdown", "the worker stopped; another will retry");
+            if let Err(e) = tokio::time::timeout(CALL_TIMEOUT, released).await.unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into()))) {
+                tracing::warn!(%video_id, attempt, error = %e, "Could not record the release");
+            }
+            hand_on(ctx, &message, Duration::ZERO).await;
             Outcome::Released
         }
-        (Err(failure), _) => record_failure(ctx, &message, video_id, attempt, failure).await,
+        (Err(failure), _) => record_failure(ctx, &message, video_id, attempt, used, failure).await,
     };
     ctx.metrics.job_finished(&outcome, started.elapsed(), message.sent_at_ms);
-    tracing::info!(%video_id, attempt, outcome = outcome.label(), code = outcome.code(), secs = started.elapsed().as_secs_f64(), "job done");
+    tracing::info!(%video_id, attempt, outcome = outcome.label(), code = outcome.code(), secs = started.elapsed().as_secs_f64(), "Job done");
     outcome
 }
 
@@ -187,38 +226,74 @@ async fn run_pipeline(
 
 async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, report: &RunReport) -> Outcome {
     ctx.metrics.realtime_factor(report.realtime_factor());
-    match ctx.backends.store.complete(video_id, attempt, &processed_key(video_id)).await {
+    let key = processed_key(video_id);
+    let recorded = persist(ctx.options.settle_budget(), "the completion", || ctx.backends.store.complete(video_id, attempt, &key)).await;
+    match recorded {
         Ok(_) => {
             // Recorded (or a newer attempt owns the row; either way this message is done).
-            let _ = ctx.backends.queue.delete(&message.receipt).await;
+            acknowledge(ctx, message).await;
             Outcome::Completed
         }
         Err(e) => {
-            // The output is stored but not recorded: retry; the next attempt overwrites it.
-            let _ = ctx.backends.queue.change_visibility(&message.receipt, retry_delay(ctx.options.retry_backoff, message.receive_count)).await;
+            // The output is stored but not recorded, and the row still says `processing` with
+            // this attempt's heartbeat stopped: come back once it looks dead, and a new attempt
+            // redoes the job (its output overwrites this one).
+            tracing::warn!(%video_id, attempt, error = %e, "Could not record the completion; handing the job on");
+            hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
             Outcome::Retry(e.code().into())
         }
     }
 }
 
-async fn record_failure(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, failure: Failure) -> Outcome {
-    let (store, queue) = (&ctx.backends.store, &ctx.backends.queue);
+async fn record_failure(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, used: i32, failure: Failure) -> Outcome {
+    let store = &ctx.backends.store;
     let short = truncate(&failure.message, 500);
     if failure.permanent {
-        let _ = store.fail(video_id, attempt, &failure.code, &short, false).await;
-        let _ = queue.delete(&message.receipt).await;
-        return Outcome::Failed(failure.code);
+        let recorded = persist(ctx.options.settle_budget(), "the failure", || store.fail(video_id, attempt, &failure.code, &short, false)).await;
+        return match recorded {
+            Ok(_) => {
+                acknowledge(ctx, message).await;
+                Outcome::Failed(failure.code)
+            }
+            Err(e) => {
+                // Unrecorded, the message must stay: a later attempt meets the same input and
+                // records the same refusal.
+                tracing::warn!(%video_id, attempt, error = %e, code = %failure.code, "Could not record a permanent failure; handing the job on");
+                hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
+                Outcome::Retry(e.code().into())
+            }
+        };
     }
-    if message.receive_count >= ctx.options.max_receives {
-        // Out of receives: the next receive moves the message to the dead-letter queue, and the
-        // video shows the last code (a redrive can still retry it).
-        let _ = store.fail(video_id, attempt, &failure.code, &short, true).await;
-        let _ = queue.change_visibility(&message.receipt, Duration::ZERO).await;
-    } else {
-        let _ = store.retry_later(video_id, attempt, &failure.code, &short).await;
-        let _ = queue.change_visibility(&message.receipt, retry_delay(ctx.options.retry_backoff, message.receive_count)).await;
+    if used >= ctx.options.max_attempts as i32 {
+        return give_up(ctx, message, video_id, attempt, failure).await;
     }
+    let recorded = persist(ctx.options.settle_budget(), "the retry", || store.retry_later(video_id, attempt, &failure.code, &short)).await;
+    if let Err(e) = recorded {
+        // The row stays `processing` with a stopped heartbeat; the next delivery takes it over
+        // once it looks dead. Nothing is lost.
+        tracing::warn!(%video_id, attempt, error = %e, "Could not record the retry");
+    }
+    hand_on(ctx, message, retry_delay(ctx.options.retry_backoff, used.max(1) as u32)).await;
     Outcome::Retry(failure.code)
+}
+
+/// The job's attempts are spent: record the last failure as the video's (retryable: a redrive
+/// may still succeed) and move the message to the dead-letter queue.
+async fn give_up(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, failure: Failure) -> Outcome {
+    let short = truncate(&failure.message, 500);
+    let store = &ctx.backends.store;
+    match persist(ctx.options.settle_budget(), "the failure", || store.fail(video_id, attempt, &failure.code, &short, true)).await {
+        Ok(_) => {
+            tracing::warn!(%video_id, attempt, code = %failure.code, "Out of attempts; dead-lettering the job");
+            dead_letter(ctx, message, ctx.options.retry_backoff).await;
+            Outcome::DeadLettered(failure.code)
+        }
+        Err(e) => {
+            tracing::warn!(%video_id, attempt, error = %e, "Could not record the final failure; handing the job on");
+            hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
+            Outcome::Retry(e.code().into())
+        }
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {

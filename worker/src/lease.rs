@@ -11,7 +11,10 @@ use anb_pipeline::{CancelToken, Progress};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use anb_core::queue::QueueError;
+
 use crate::job::{lease_lost, JobContext};
+use crate::settle::CALL_TIMEOUT;
 
 /// How the lease ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub async fn hold_lease(
     let visibility = ctx.options.visibility;
     let extend_every = extension_interval(visibility);
     let mut next_extend = Instant::now() + extend_every;
+    // A hung call (a database or queue that stopped answering) must not hold the loop past the
+    // next extension: each call gets half an extension interval.
+    let call_timeout = (extend_every / 2).min(CALL_TIMEOUT);
     // Often enough that a live attempt never looks dead to `start_processing` (half a lease).
     let heartbeat_every = HEARTBEAT_EVERY.min(visibility / 4).max(TICK);
     let mut next_heartbeat = Instant::now() + heartbeat_every;
@@ -73,7 +79,8 @@ pub async fn hold_lease(
         }
         let now = Instant::now();
         if end == LeaseEnd::Held && now >= next_extend && last_change.elapsed() < ctx.options.stall_timeout {
-            match ctx.backends.queue.change_visibility(receipt, visibility).await {
+            let extended = tokio::time::timeout(call_timeout, ctx.backends.queue.change_visibility(receipt, visibility)).await;
+            match extended.unwrap_or_else(|_| Err(QueueError::Unavailable(format!("no answer within {call_timeout:?}")))) {
                 Ok(()) => next_extend = now + extend_every,
                 Err(e) if lease_lost(&e) => {
                     tracing::warn!(%video_id, attempt, "lease lost; abandoning the run");
@@ -87,7 +94,18 @@ pub async fn hold_lease(
         if now >= next_heartbeat && end == LeaseEnd::Held {
             next_heartbeat = now + heartbeat_every;
             let fraction = snapshot.as_ref().and_then(Progress::fraction);
-            let _ = ctx.backends.store.set_progress(video_id, attempt, fraction).await;
+            match tokio::time::timeout(call_timeout, ctx.backends.store.set_progress(video_id, attempt, fraction)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    // A newer attempt owns the row (this one looked dead while the database was
+                    // away): stop working for nothing. Its writes are fenced anyway.
+                    tracing::warn!(%video_id, attempt, "Superseded by a newer attempt; abandoning the run");
+                    cancel.cancel();
+                    end = LeaseEnd::Lost;
+                }
+                Ok(Err(e)) => tracing::warn!(%video_id, attempt, error = %e, "Could not write the heartbeat"),
+                Err(_) => tracing::warn!(%video_id, attempt, "The heartbeat write did not answer in time"),
+            }
         }
         let _ = tokio::time::timeout(TICK, done.changed()).await;
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`adapters`]: blob storage as the pipeline's byte source and sink;
 //! - [`job`]: one message to its outcome; [`lease`]: the visibility heartbeat tied to progress;
+//! - [`settle`]: handing a job on, dead-lettering it, and recording outcomes through blips;
 //! - [`consumer`]: slots, receiving, shutdown; [`protection`]: ECS scale-in protection;
 //! - [`telemetry`]: metrics as Prometheus text and CloudWatch EMF lines.
 
@@ -14,8 +15,9 @@ pub mod job;
 pub mod lease;
 mod options;
 pub mod protection;
+pub mod settle;
 pub mod telemetry;
 
 pub use consumer::{Summary, Worker};
 pub use job::{processed_key, JobContext, Outcome};
-pub use options::{available_cpus, default_concurrency, WorkerOptions};
+pub use options::{available_cpus, default_concurrency, WorkerOptions, MAX_ATTEMPTS};

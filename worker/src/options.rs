@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use anb_core::queue::MAX_RECEIVES;
 use anb_core::Settings;
 use anb_pipeline::BuildContext;
+
+/// Attempts per job, as the original design's three receives before the dead-letter queue.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -18,9 +20,9 @@ pub struct WorkerOptions {
     pub stall_timeout: Duration,
     /// Running jobs may finish for this long after SIGTERM (`ANB_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace: Duration,
-    /// Receives after which a transient failure is recorded as the video's failure (the queue's
-    /// dead-letter rule moves the message on the next receive).
-    pub max_receives: u32,
+    /// Attempts a job may start (since its last redrive) before its transient failure is
+    /// recorded as the video's and its message is dead-lettered.
+    pub max_attempts: u32,
     /// Wait before the first retry of a transient failure; doubles with each receive.
     pub retry_backoff: Duration,
 }
@@ -46,9 +48,21 @@ impl WorkerOptions {
             visibility: Duration::from_secs(settings.visibility_timeout_secs),
             stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
-            max_receives: MAX_RECEIVES,
+            max_attempts: MAX_ATTEMPTS,
             retry_backoff: Duration::from_secs(10),
         }
+    }
+
+    /// An attempt whose heartbeat stopped this long ago is dead: a delivery may take it over.
+    /// Half a lease: the heartbeat beats several times per lease while the attempt lives.
+    pub fn stale_after(&self) -> Duration {
+        self.visibility / 2
+    }
+
+    /// How long the end-of-job writes may keep retrying: the lease was extended at most a third
+    /// of the window ago, so two thirds surely remain; half of that is safe.
+    pub fn settle_budget(&self) -> Duration {
+        self.visibility / 3
     }
 
     pub fn build_context(&self) -> BuildContext {

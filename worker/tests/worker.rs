@@ -1,136 +1,19 @@
 //! The worker end to end: a real database, a folder blob store, the embedded queue and real
 //! GStreamer on generated clips. Faults are real too: a storage path that cannot be written.
 
-use std::path::Path;
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anb_core::backends::Backends;
-use anb_core::blob::{BlobKey, BlobStore, FolderStore, UrlSigner};
+use anb_core::blob::BlobKey;
 use anb_core::db::Db;
-use anb_core::model::{NewUser, NewVideo, Video, VideoStatus};
-use anb_core::queue::{redrive, EmbeddedQueue, JobQueue, MAX_RECEIVES};
-use anb_core::store::{SqlStore, Store};
-use anb_pipeline::{BuildContext, Pipeline};
+use anb_core::model::VideoStatus;
+use anb_core::queue::redrive;
 use anb_worker::protection::ScaleInProtection;
-use anb_worker::telemetry::WorkerMetrics;
-use anb_worker::{JobContext, Outcome, Worker, WorkerOptions};
+use anb_worker::{Outcome, WorkerOptions, MAX_ATTEMPTS};
+use support::*;
 use uuid::Uuid;
-
-/// A pipeline whose job is still running seconds after it starts.
-const SLOW_PIPELINE: &str = include_str!("../../tests/pipelines/slow.toml");
-
-/// A small, quick pipeline: the first 2 s, scaled down, encoded fast.
-const PIPELINE: &str = r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 2
-
-[[stage]]
-type = "resize"
-width = 160
-height = 90
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
-
-struct Rig {
-    dir: tempfile::TempDir,
-    backends: Backends,
-    user: Uuid,
-}
-
-impl Rig {
-    async fn new(db: Db) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = EmbeddedQueue::new(db.clone(), "jobs").with_dead_letter("jobs-dead", MAX_RECEIVES);
-        let dead: Arc<dyn JobQueue> = Arc::new(queue.dead_letter_queue().unwrap());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::new(db.clone()));
-        let blobs: Arc<dyn BlobStore> = Arc::new(FolderStore::new(dir.path().join("blobs"), UrlSigner::new("k", "http://x/files")));
-        let user = store
-            .create_user(NewUser {
-                email: "p@example.com".into(),
-                password_hash: "x".into(),
-                first_name: "P".into(),
-                last_name: "Q".into(),
-                city: "Cali".into(),
-                country: "Colombia".into(),
-            })
-            .await
-            .unwrap()
-            .id;
-        let backends = Backends { db, store, blobs, queue: Arc::new(queue), dead_letters: Some(dead) };
-        Rig { dir, backends, user }
-    }
-
-    fn worker(&self, options: WorkerOptions) -> Worker {
-        self.worker_with(options, PIPELINE)
-    }
-
-    fn worker_with(&self, options: WorkerOptions, pipeline: &str) -> Worker {
-        self.worker_protected(options, pipeline, ScaleInProtection::new(None))
-    }
-
-    fn worker_protected(&self, options: WorkerOptions, pipeline: &str, protection: ScaleInProtection) -> Worker {
-        let pipeline = Pipeline::load(pipeline, "test.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap();
-        let ctx = JobContext {
-            backends: self.backends.clone(),
-            pipeline: Arc::new(pipeline),
-            options,
-            metrics: Arc::new(WorkerMetrics::with_emf(false)),
-        };
-        Worker::new(ctx, protection)
-    }
-
-    /// Store `file` as an upload, insert its row and enqueue its job, as the web does.
-    async fn upload(&self, file: &Path) -> Uuid {
-        let id = Uuid::new_v4();
-        let key = format!("uploads/{id}.mp4");
-        let data = bytes::Bytes::from(std::fs::read(file).unwrap());
-        let size = data.len() as i64;
-        self.backends.blobs.put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(data)]))).await.unwrap();
-        let new = NewVideo { id, user_id: self.user, title: "clip".into(), description: None, original_key: key, original_size: Some(size) };
-        self.backends.store.create_video(new).await.unwrap();
-        self.enqueue(id).await;
-        id
-    }
-
-    async fn enqueue(&self, id: Uuid) {
-        self.backends.queue.send(&serde_json::json!({ "video_id": id }).to_string()).await.unwrap();
-    }
-
-    async fn video(&self, id: Uuid) -> Video {
-        self.backends.store.video(id).await.unwrap().unwrap()
-    }
-}
-
-fn options() -> WorkerOptions {
-    WorkerOptions {
-        concurrency: 2,
-        threads_per_job: 1,
-        visibility: Duration::from_secs(30),
-        stall_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(30),
-        max_receives: MAX_RECEIVES,
-        retry_backoff: Duration::ZERO,
-    }
-}
-
-fn clip(dir: &Path, name: &str, secs: u32, size: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let (w, h) = size.split_once('x').unwrap();
-    let desc = format!(
-        "videotestsrc num-buffers={} ! video/x-raw,format=I420,width={w},height={h},framerate=10/1 \
-         ! x264enc speed-preset=ultrafast key-int-max=20 ! h264parse ! mp4mux ! filesink location={}",
-        secs * 10,
-        path.display()
-    );
-    let ok = std::process::Command::new("gst-launch-1.0").arg("-q").args(desc.split_whitespace()).status().unwrap().success();
-    assert!(ok, "gst-launch-1.0 made the clip");
-    path
-}
 
 anb_core::on_both_databases!(
     uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settled_once,
@@ -184,25 +67,6 @@ async fn fake_ecs_agent() -> (String, Arc<std::sync::Mutex<Vec<(String, String, 
     (base, seen)
 }
 
-/// A pipeline that stops making progress.
-const STALLING_PIPELINE: &str = include_str!("../../tests/pipelines/stalling.toml");
-
-/// Run the worker until `stop` says so (bounded), then shut it down.
-async fn run_until<F, Fut>(worker: &Worker, stop: F) -> Vec<Outcome>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let shutdown = async {
-        while !stop().await {
-            assert!(Instant::now() < deadline, "the worker did not get there in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    worker.run(shutdown).await.outcomes
-}
-
 async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settled_once(db: Db) {
     let rig = Rig::new(db).await;
     let good = rig.upload(&clip(rig.dir.path(), "good.mp4", 4, "320x240")).await;
@@ -231,11 +95,15 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     assert!(!failed.error_retryable);
     assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{bad}.mp4")).unwrap()).await.unwrap());
 
-    let count = |o: &Outcome| outcomes.iter().filter(|x| *x == o).count();
-    assert_eq!(count(&Outcome::Completed), 1, "{outcomes:?}");
-    assert_eq!(count(&Outcome::Failed("invalid-input".into())), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, &Outcome::Failed("invalid-input".into())), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Skipped(_))).count(), 3, "duplicate, unknown, malformed: {outcomes:?}");
-    assert_eq!(outcomes.len(), 5);
+    // The duplicate is received beside the original (two slots): it meets the live attempt and
+    // is deferred until that attempt is done, then settled as a no-op.
+    let deferred = count(&outcomes, &Outcome::Deferred);
+    assert!(deferred <= 1, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 5 + deferred, "{outcomes:?}");
+    assert_eq!(rig.outputs(), vec![format!("{good}.mp4")], "one output");
 }
 
 async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it(db: Db) {
@@ -252,12 +120,16 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
         async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
     })
     .await;
-    assert_eq!(outcomes.len(), MAX_RECEIVES as usize, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| o == &Outcome::Retry("sink-failed".into())), "{outcomes:?}");
+    // Each attempt's receive is fresh (a failed attempt hands the job on); the budget is the
+    // attempts in the row, and the last one records the failure and dead-letters the message.
+    let mut expected = vec![Outcome::Retry("sink-failed".into()); MAX_ATTEMPTS as usize - 1];
+    expected.push(Outcome::DeadLettered("sink-failed".into()));
+    assert_eq!(outcomes, expected);
+    assert_eq!(rig.messages().await, (0, 1), "only the dead-letter queue holds it");
     let failed = rig.video(id).await;
     assert_eq!((failed.status, failed.error_code.as_deref()), (VideoStatus::Failed, Some("sink-failed")));
     assert!(failed.error_retryable, "a transient failure may be redriven");
-    assert_eq!(failed.attempts, MAX_RECEIVES as i32);
+    assert_eq!(failed.attempts, MAX_ATTEMPTS as i32);
 
     // The fault is fixed; an operator redrives the dead letters; the job completes.
     std::fs::remove_file(&blocker).unwrap();
@@ -269,7 +141,7 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
         async move { store.video(id).await.unwrap().unwrap().status == VideoStatus::Completed }
     })
     .await;
-    assert_eq!(rig.video(id).await.attempts, MAX_RECEIVES as i32 + 1);
+    assert_eq!(rig.video(id).await.attempts, MAX_ATTEMPTS as i32 + 1);
 }
 
 async fn shutdown_hands_a_running_job_back_at_once(db: Db) {
@@ -346,10 +218,12 @@ async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lett
         async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
     })
     .await;
-    assert_eq!(outcomes, vec![Outcome::Retry("pipeline-stalled".into()); MAX_RECEIVES as usize]);
+    let mut expected = vec![Outcome::Retry("pipeline-stalled".into()); MAX_ATTEMPTS as usize - 1];
+    expected.push(Outcome::DeadLettered("pipeline-stalled".into()));
+    assert_eq!(outcomes, expected);
     let video = rig.video(id).await;
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));
-    assert_eq!(video.attempts, MAX_RECEIVES as i32);
+    assert_eq!(video.attempts, MAX_ATTEMPTS as i32);
     assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH};
+use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH, MAX_DELAY};
 use crate::db::{is_transient, on_pool, Db};
 
 /// How often a waiting receive looks again when no sender in this process woke it.
@@ -123,16 +123,17 @@ fn parse_receipt(receipt: &str) -> Result<(Uuid, i32), QueueError> {
 
 #[async_trait::async_trait]
 impl JobQueue for EmbeddedQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send_after(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let id = Uuid::new_v4();
         let now = now_ms();
         on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO queue_messages (id, queue, body, receive_count, visible_at, sent_at)
-             VALUES ($1, $2, $3, 0, $4, $4)",
+             VALUES ($1, $2, $3, 0, $4, $5)",
         )
         .bind(id)
         .bind(&self.name)
         .bind(body)
+        .bind(now + millis(delay.min(MAX_DELAY)))
         .bind(now)
         .execute(pool)
         .await

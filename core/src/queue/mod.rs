@@ -68,7 +68,13 @@ impl QueueError {
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Enqueue one message; returns its id.
-    async fn send(&self, body: &str) -> Result<String, QueueError>;
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        self.send_after(body, Duration::ZERO).await
+    }
+
+    /// Enqueue one message that becomes visible only after `delay` (at most [`MAX_DELAY`], as
+    /// SQS's `DelaySeconds`); returns its id. A fresh message starts with a receive count of 0.
+    async fn send_after(&self, body: &str, delay: Duration) -> Result<String, QueueError>;
 
     /// Up to `max` messages (at most 10, as SQS), waiting up to `wait` for the first one. Each
     /// stays invisible to other consumers for `visibility`.
@@ -82,6 +88,9 @@ pub trait JobQueue: Send + Sync + 'static {
 
     async fn depth(&self) -> Result<Depth, QueueError>;
 }
+
+/// The longest delay a sent message can have (SQS's limit for `DelaySeconds`).
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// The most messages one receive returns (SQS's limit).
 pub const MAX_BATCH: usize = 10;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
-use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH};
+use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH, MAX_DELAY};
 use crate::aws::{classify, Failure};
 
 /// SQS's longest long poll.
@@ -58,8 +58,12 @@ where
 
 #[async_trait::async_trait]
 impl JobQueue for SqsQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
-        let out = self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(queue_error)?;
+    async fn send_after(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
+        let mut send = self.client.send_message().queue_url(&self.url).message_body(body);
+        if !delay.is_zero() {
+            send = send.delay_seconds(seconds(delay.min(MAX_DELAY)));
+        }
+        let out = send.send().await.map_err(queue_error)?;
         Ok(out.message_id.unwrap_or_default())
     }
 
