@@ -51,11 +51,7 @@ pub async fn serve_web_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
     let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
-    let options = WebOptions {
-        secret_key: secret,
-        max_upload_bytes: settings.max_upload_bytes,
-        cors_origins: settings.cors_origin_list(),
-    };
+    let options = WebOptions::from_settings(settings, secret);
     let mut state = AppState::new(backends, signer, &options);
     state.stuck_after = anb_web::stuck_after(Duration::from_secs(settings.visibility_timeout_secs));
     if let Some(metrics) = worker_metrics {

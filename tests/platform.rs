@@ -75,19 +75,19 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     }
     assert!(dir.path().join("data/secret_key").exists(), "serve keeps its signing key in data/");
 
-    let signup = json!({"email": "ana@example.com", "password1": "dunk-dunk-dunk", "password2": "dunk-dunk-dunk",
-                        "first_name": "Ana", "last_name": "Ruiz", "city": "Cali", "country": "Colombia"});
-    assert_eq!(http.post(url("/api/auth/signup")).json(&signup).send().await.unwrap().status(), 201);
-    let login: Value = http
-        .post(url("/api/auth/login"))
-        .json(&json!({"email": "ana@example.com", "password": "dunk-dunk-dunk"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let player = |email: &str, first: &str| {
+        let (http, signup_url, login_url) = (http.clone(), url("/api/auth/signup"), url("/api/auth/login"));
+        let signup = json!({"email": email, "password1": "dunk-dunk-dunk", "password2": "dunk-dunk-dunk",
+                            "first_name": first, "last_name": "Ruiz", "city": "Cali", "country": "Colombia"});
+        let login = json!({"email": email, "password": "dunk-dunk-dunk"});
+        async move {
+            assert_eq!(http.post(signup_url).json(&signup).send().await.unwrap().status(), 201);
+            let login: Value = http.post(login_url).json(&login).send().await.unwrap().json().await.unwrap();
+            login["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let token = player("ana@example.com", "Ana").await;
+    let fan = player("leo@example.com", "Leo").await;
 
     let form = reqwest::multipart::Form::new()
         .text("title", "Game winner")
@@ -116,7 +116,9 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     assert_eq!((p.video()["width"].as_u64(), p.video()["height"].as_u64()), (Some(320), Some(180)));
     assert!((p.format_duration() - 3.0).abs() < 0.2, "{} s", p.format_duration());
 
-    let vote = http.post(url(&format!("/api/public/videos/{video_id}/vote"))).bearer_auth(&token).send().await.unwrap();
+    let own = http.post(url(&format!("/api/public/videos/{video_id}/vote"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(own.status(), 400, "not for one's own video");
+    let vote = http.post(url(&format!("/api/public/videos/{video_id}/vote"))).bearer_auth(&fan).send().await.unwrap();
     assert_eq!(vote.status(), 200);
     let rankings: Value = http.get(url("/api/public/rankings?city=cali")).send().await.unwrap().json().await.unwrap();
     assert_eq!(rankings["rankings"][0]["username"], "Ana Ruiz");

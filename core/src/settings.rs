@@ -56,6 +56,30 @@ pub struct Settings {
     /// `ANB_AWS_TIMEOUT_SECS`: bound on one S3 or SQS call, retries included; an unreachable
     /// service becomes a retryable error in this time instead of a hang.
     pub aws_timeout_secs: u64,
+    /// `ANB_PASSWORD_HASH_CONCURRENCY`: password hashes computed at once per process (each
+    /// argon2id hash takes 19 MiB and tens of milliseconds of CPU); default from the memory and
+    /// CPUs the process may use. Requests beyond it wait briefly, then get 503.
+    pub password_hash_concurrency: Option<usize>,
+    /// `ANB_TRUSTED_PROXY_HOPS`: proxies in front of the web that append the client's address to
+    /// `X-Forwarded-For` (1 behind an ALB). 0 trusts no header: the socket's peer is the client.
+    pub trusted_proxy_hops: usize,
+    /// `ANB_LOGIN_ATTEMPTS_PER_MINUTE`: logins one client address may try per minute.
+    pub login_attempts_per_minute: u32,
+    /// `ANB_SIGNUPS_PER_HOUR`: accounts one client address may create per hour.
+    pub signups_per_hour: u32,
+    /// `ANB_VOTES_PER_MINUTE`: votes one client address may cast per minute.
+    pub votes_per_minute: u32,
+    /// `ANB_HEADER_READ_TIMEOUT_SECS`: a connection that has not sent a request's headers within
+    /// this time is closed (slowloris); also how long a kept-alive connection may wait for its
+    /// next request. Behind a load balancer, set it above the balancer's idle timeout (65 behind
+    /// an ALB's 60 s).
+    pub header_read_timeout_secs: u64,
+    /// `ANB_BODY_IDLE_TIMEOUT_SECS`: a request body that sends nothing for this long is cut off
+    /// (408) and nothing of it is kept.
+    pub body_idle_timeout_secs: u64,
+    /// `ANB_MAX_CONCURRENT_REQUESTS`: requests handled at once per process; more are refused
+    /// at once with 503 (`/health` is never refused).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Settings {
@@ -77,6 +101,14 @@ impl Default for Settings {
             public_url: None,
             cors_origins: "*".into(),
             aws_timeout_secs: 30,
+            password_hash_concurrency: None,
+            trusted_proxy_hops: 0,
+            login_attempts_per_minute: 30,
+            signups_per_hour: 20,
+            votes_per_minute: 60,
+            header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 20,
+            max_concurrent_requests: 512,
         }
     }
 }
@@ -177,6 +209,9 @@ impl Settings {
         if self.max_upload_bytes == 0 {
             problems.push("ANB_MAX_UPLOAD_BYTES: must be more than 0".into());
         }
+        if self.password_hash_concurrency == Some(0) {
+            problems.push("ANB_PASSWORD_HASH_CONCURRENCY: must be at least 1 (or unset for a default from memory)".into());
+        }
         if self.worker_concurrency == Some(0) {
             problems.push("ANB_WORKER_CONCURRENCY: must be at least 1 (or unset for one per CPU)".into());
         }
@@ -184,6 +219,12 @@ impl Settings {
             ("ANB_VISIBILITY_TIMEOUT_SECS", self.visibility_timeout_secs),
             ("ANB_STALL_TIMEOUT_SECS", self.stall_timeout_secs),
             ("ANB_AWS_TIMEOUT_SECS", self.aws_timeout_secs),
+            ("ANB_HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
+            ("ANB_BODY_IDLE_TIMEOUT_SECS", self.body_idle_timeout_secs),
+            ("ANB_LOGIN_ATTEMPTS_PER_MINUTE", self.login_attempts_per_minute.into()),
+            ("ANB_SIGNUPS_PER_HOUR", self.signups_per_hour.into()),
+            ("ANB_VOTES_PER_MINUTE", self.votes_per_minute.into()),
+            ("ANB_MAX_CONCURRENT_REQUESTS", self.max_concurrent_requests as u64),
         ] {
             if value == 0 {
                 problems.push(format!("{name}: must be more than 0"));

@@ -20,6 +20,8 @@ pub enum Conflict {
     AlreadyVoted,
     /// Votes go to completed videos only.
     NotCompleted,
+    /// A player cannot vote for their own video.
+    OwnVideo,
     /// A video with votes cannot be deleted.
     HasVotes,
     /// A foreign key points nowhere (a video for an unknown user, say).
@@ -132,7 +134,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Completed videos, newest first.
     async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>>;
-    /// One vote per user per video, completed videos only; returns the video's new total.
+    /// One vote per user per video, completed videos only, never the voter's own; returns the
+    /// video's new total.
     async fn vote(&self, video_id: Uuid, user_id: Uuid) -> StoreResult<i64>;
     /// Players by votes on their completed videos (most first; ties by name, then id), and the
     /// number of ranked players.
@@ -409,7 +412,7 @@ impl Store for SqlStore {
     async fn vote(&self, video_id: Uuid, user_id: Uuid) -> StoreResult<i64> {
         let inserted = on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO votes (video_id, user_id, created_at)
-             SELECT id, $2, $3 FROM videos WHERE id = $1 AND status = 'completed'",
+             SELECT id, $2, $3 FROM videos WHERE id = $1 AND status = 'completed' AND user_id <> $2",
         )
         .bind(video_id)
         .bind(user_id)
@@ -420,7 +423,8 @@ impl Store for SqlStore {
         if inserted == 0 {
             return Err(match self.video(video_id).await? {
                 None => StoreError::NotFound,
-                Some(_) => StoreError::Conflict(Conflict::NotCompleted),
+                Some(v) if v.status != VideoStatus::Completed => StoreError::Conflict(Conflict::NotCompleted),
+                Some(_) => StoreError::Conflict(Conflict::OwnVideo),
             });
         }
         on_pool!(&self.db, pool => Ok(sqlx::query_scalar("SELECT count(*) FROM votes WHERE video_id = $1")

@@ -55,9 +55,19 @@ assert processed.status_code == 200 and processed.content[4:8] == b"ftyp", proce
 mine = requests.get(f"{base}/api/videos/", headers=headers).json()
 assert [v["video_id"] for v in mine] == [video_id], mine
 
+# A player cannot vote for their own clip; a fan can, once.
 r = requests.post(f"{base}/api/public/videos/{video_id}/vote", headers=headers)
+assert r.status_code == 400 and "detail" in r.json(), r.text
+fan_email = f"fan-{uuid.uuid4().hex[:8]}@example.com"
+r = requests.post(f"{base}/api/auth/signup", json={
+    "email": fan_email, "password1": "showcase-2024", "password2": "showcase-2024",
+    "first_name": "Ana", "last_name": "Fan", "city": "Cali", "country": "Colombia"})
+assert r.status_code == 201, r.text
+r = requests.post(f"{base}/api/auth/login", json={"email": fan_email, "password": "showcase-2024"})
+fan = {"Authorization": f"Bearer {r.json()['access_token']}"}
+r = requests.post(f"{base}/api/public/videos/{video_id}/vote", headers=fan)
 assert r.status_code == 200 and r.json()["total_votes"] == 1, r.text
-r = requests.post(f"{base}/api/public/videos/{video_id}/vote", headers=headers)
+r = requests.post(f"{base}/api/public/videos/{video_id}/vote", headers=fan)
 assert r.status_code == 400 and "detail" in r.json(), r.text
 
 public = requests.get(f"{base}/api/public/videos", params={"page": 1, "page_size": 10}).json()

@@ -1,12 +1,11 @@
 //! Signup, login and the bearer-token check on protected routes.
 //!
-//! Passwords are hashed with argon2id on the blocking pool (a hash takes tens of milliseconds of
-//! CPU, which would stall every request sharing an async thread). Tokens are HS256 JWTs with an
+//! Passwords are hashed with argon2id at a bounded cost ([`crate::passwords`]); signups and
+//! logins are rate-limited per client address and logins per account ([`crate::throttle`]),
+//! before any hashing. Tokens are HS256 JWTs with an
 //! expiry; only HS256 with our key is accepted, so `alg: none`, another algorithm, another key,
 //! a tampered payload or an expired token are all 401.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -19,12 +18,14 @@ use anb_core::model::NewUser;
 use anb_core::store::{Conflict, StoreError};
 
 use crate::error::{ApiError, ApiResult};
+use crate::fields::{self, Lines, MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PLACE_CHARS};
 use crate::json::ApiJson;
+use crate::passwords::{normalize, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use crate::throttle::ClientAddr;
 use crate::AppState;
 
 /// How long a token is valid.
 pub const TOKEN_TTL_SECS: i64 = 3600;
-const MIN_PASSWORD_LEN: usize = 8;
 
 /// Signs and checks tokens.
 #[derive(Clone)]
@@ -82,12 +83,20 @@ impl FromRequestParts<AppState> for AuthUser {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
+    #[schema(max_length = 254)]
     email: Option<String>,
+    /// 8 to 128 characters (leading and trailing spaces are not part of it).
+    #[schema(min_length = 8, max_length = 128)]
     password1: Option<String>,
+    #[schema(max_length = 128)]
     password2: Option<String>,
+    #[schema(max_length = 100)]
     first_name: Option<String>,
+    #[schema(max_length = 100)]
     last_name: Option<String>,
+    #[schema(max_length = 100)]
     city: Option<String>,
+    #[schema(max_length = 100)]
     country: Option<String>,
 }
 
@@ -109,16 +118,24 @@ fn valid_email(email: &str) -> bool {
         && domain.split('.').count() >= 2
         && domain.split('.').all(|part| !part.is_empty())
         && !email.chars().any(char::is_whitespace)
-        && email.len() <= 254
+        && email.chars().count() <= MAX_EMAIL_CHARS
 }
 
 /// Create a player account.
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, description = "Created", body = UserResponse),
     (status = 400, description = "E-mail taken or passwords differ", body = crate::error::Detail),
-    (status = 422, description = "Invalid fields", body = crate::error::ValidationDetail),
+    (status = 413, description = "A body over 64 KiB", body = crate::error::Detail),
+    (status = 422, description = "Invalid fields (each named, with its limit)", body = crate::error::ValidationDetail),
+    (status = 429, description = "Too many sign-ups from this address (see Retry-After)", body = crate::error::Detail),
+    (status = 503, description = "Busy; retry after Retry-After", body = crate::error::Detail),
 ))]
-pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+pub async fn signup(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+    state.throttle.signup(&client)?;
     let mut problems = Vec::new();
     let mut required = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => v.to_string(),
@@ -128,17 +145,30 @@ pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupR
         }
     };
     let email = required("email", &req.email);
-    let password1 = required("password1", &req.password1);
-    let password2 = required("password2", &req.password2);
+    let password1 = normalize(&required("password1", &req.password1));
+    let password2 = normalize(&required("password2", &req.password2));
     let first_name = required("first_name", &req.first_name);
     let last_name = required("last_name", &req.last_name);
     let city = required("city", &req.city);
     let country = required("country", &req.country);
-    if !email.is_empty() && !valid_email(&email) {
+    for (field, value, max) in [
+        ("email", &email, MAX_EMAIL_CHARS),
+        ("first_name", &first_name, MAX_NAME_CHARS),
+        ("last_name", &last_name, MAX_NAME_CHARS),
+        ("city", &city, MAX_PLACE_CHARS),
+        ("country", &country, MAX_PLACE_CHARS),
+    ] {
+        fields::check(field, value, max, Lines::Single, &mut problems);
+    }
+    if !email.is_empty() && !valid_email(&email) && email.chars().count() <= MAX_EMAIL_CHARS {
         problems.push(("email".into(), "value is not a valid email address".into()));
     }
-    if !password1.is_empty() && password1.chars().count() < MIN_PASSWORD_LEN {
-        problems.push(("password1".into(), format!("String should have at least {MIN_PASSWORD_LEN} characters")));
+    let password_chars = password1.chars().count();
+    if !password1.is_empty() && password_chars < MIN_PASSWORD_CHARS {
+        problems.push(("password1".into(), format!("String should have at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    if password_chars > MAX_PASSWORD_CHARS {
+        problems.push(("password1".into(), format!("String should have at most {MAX_PASSWORD_CHARS} characters")));
     }
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
@@ -150,7 +180,7 @@ pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupR
     if state.backends.store.user_by_email(&email).await?.is_some() {
         return Err(ApiError::bad_request("Email already registered"));
     }
-    let password_hash = hash_password(password1).await?;
+    let password_hash = state.passwords.hash(password1).await?;
     let user = state
         .backends
         .store
@@ -176,7 +206,9 @@ pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupR
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(max_length = 128)]
     password: String,
 }
 
@@ -191,42 +223,37 @@ pub struct TokenResponse {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "A token", body = TokenResponse),
     (status = 401, description = "Wrong e-mail or password", body = crate::error::Detail),
+    (status = 413, description = "A body over 64 KiB", body = crate::error::Detail),
+    (status = 429, description = "Too many attempts from this address, or too many failures for this account (see Retry-After)", body = crate::error::Detail),
+    (status = 503, description = "Busy; retry after Retry-After", body = crate::error::Detail),
 ))]
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
-    let user = state.backends.store.user_by_email(&req.email).await?;
+pub async fn login(State(state): State<AppState>, client: ClientAddr, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
+    state.throttle.login(&client)?;
+    let password = normalize(&req.password);
+    let email = req.email.trim();
+    // Nothing that long was ever accepted at signup: wrong, without a lookup or a hash.
+    if email.chars().count() > MAX_EMAIL_CHARS || password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::unauthorized("Invalid email or password"));
+    }
+    state.throttle.account_ready(email)?;
+    let user = state.backends.store.user_by_email(email).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
-    let ok = verify_password(req.password, hash).await?;
+    let ok = state.passwords.verify(password, hash).await?;
     match user {
-        Some(user) if ok => Ok(Json(TokenResponse {
-            access_token: state.tokens.issue(user.id),
-            token_type: "Bearer",
-            expires_in: TOKEN_TTL_SECS,
-        })),
-        _ => Err(ApiError::unauthorized("Invalid email or password")),
+        Some(user) if ok => {
+            state.throttle.login_succeeded(email);
+            Ok(Json(TokenResponse { access_token: state.tokens.issue(user.id), token_type: "Bearer", expires_in: TOKEN_TTL_SECS }))
+        }
+        _ => {
+            state.throttle.login_failed(email);
+            Err(ApiError::unauthorized("Invalid email or password"))
+        }
     }
 }
 
 /// The argon2id hash of a random password, in the same parameters as real ones.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YW5iLWR1bW15LXNhbHQ$8kKjZ7+Qm3m3z2m0xv0n0Jm5lYtq7Jd3b1W5eJ8qf1Q";
-
-async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -253,7 +280,7 @@ mod tests {
         assert_eq!(tokens.verify(&expired), None, "expired");
         let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&format!(r#"{{"sub":"{id}","exp":9999999999}}"#)));
         assert_eq!(tokens.verify(&unsigned), None, "alg none");
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash parses, so login timing is even");
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash parses, so login timing is even");
     }
 
     fn b64(s: &str) -> String {

@@ -43,6 +43,11 @@ pub enum ApiError {
     Invalid(Vec<(String, String)>),
     /// 503: a dependency is down; the client may retry.
     Unavailable(String),
+    /// 503: this task is at its capacity for the work asked (password hashing, requests at
+    /// once); the client may retry in a second.
+    Busy(String),
+    /// 429: this client has used its rate; it may retry after the given seconds.
+    RateLimited { detail: String, retry_after_secs: u64 },
     /// 500: logged, not shown.
     Internal(String),
 }
@@ -61,6 +66,9 @@ impl ApiError {
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::Client(StatusCode::NOT_FOUND, detail.into())
+    }
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, detail.into())
     }
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid(vec![(field.into(), message.into())])
@@ -89,11 +97,41 @@ impl IntoResponse for ApiError {
                 let body = json!({ "detail": "The service is temporarily unavailable; retry shortly." });
                 (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "5")], axum::Json(body)).into_response()
             }
+            ApiError::Busy(why) => {
+                tracing::warn!(%why, "shedding load");
+                let body = json!({ "detail": "The service is busy; retry in a second." });
+                (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], axum::Json(body)).into_response()
+            }
+            ApiError::RateLimited { detail, retry_after_secs } => {
+                let retry_after = retry_after_secs.max(1).to_string();
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({ "detail": detail }))).into_response();
+                response.headers_mut().insert("retry-after", retry_after.parse().expect("digits"));
+                response
+            }
             ApiError::Internal(why) => {
                 tracing::error!(%why, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "detail": "Internal server error" }))).into_response()
             }
         }
+    }
+}
+
+/// Whether a body error is the body idle timeout firing (anywhere in its chain of sources).
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+impl ApiError {
+    /// 408: the body stopped arriving for longer than `ANB_BODY_IDLE_TIMEOUT_SECS`.
+    pub fn body_timeout() -> Self {
+        ApiError::Client(StatusCode::REQUEST_TIMEOUT, "The request body stopped arriving; nothing was stored".into())
     }
 }
 
@@ -129,7 +167,11 @@ impl From<QueueError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        // Malformed JSON, a wrong content type and a missing field are all validation errors.
+        // A body over the limit is 413; malformed JSON, a wrong content type and a missing field
+        // are all validation errors.
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(format!("The request body is larger than {} KiB", crate::MAX_JSON_BODY_BYTES / 1024));
+        }
         ApiError::invalid("body", rejection.body_text())
     }
 }

@@ -143,6 +143,7 @@ pub async fn upload(
     );
     match state.backends.blobs.put_stream(&key, Box::pin(counted)).await {
         Ok(_) => Ok(StatusCode::OK),
+        Err(anb_core::blob::StorageError::Body(e)) if crate::error::is_body_timeout(&e) => Err(ApiError::body_timeout()),
         Err(anb_core::blob::StorageError::Body(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
             Some(LengthError::TooLong) => {
                 ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("The body is longer than the signed {size} bytes"))

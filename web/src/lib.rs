@@ -5,23 +5,29 @@
 mod auth;
 mod direct;
 mod error;
+mod fields;
 mod files;
 mod json;
 mod metrics;
 mod microcache;
 mod openapi;
 mod ops;
+mod passwords;
 mod public;
+mod server;
 mod sniff;
 mod sweep;
+mod throttle;
 mod videos;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -34,7 +40,13 @@ use anb_core::blob::UrlSigner;
 pub use auth::Tokens;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
+pub use passwords::{available_memory, default_concurrency as default_password_hash_concurrency, Passwords};
+pub use server::ServerOptions;
 pub use sweep::{remove_abandoned, requeue_stuck, sweep_once};
+pub use throttle::{ClientAddr, Throttle, ThrottleOptions};
+
+/// The largest JSON body any route takes (413 beyond); uploads have their own limits.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
 /// The liveness path load balancers check (no I/O; the deployment test ties the template to it).
 pub const HEALTH_PATH: &str = "/health";
@@ -57,6 +69,12 @@ pub struct AppState {
     /// A `processing` video whose attempt has not beaten for this long is stuck: the sweep
     /// enqueues it again ([`stuck_after`] of the workers' lease window).
     pub stuck_after: Duration,
+    /// Password hashing at a bounded cost.
+    pub passwords: Arc<Passwords>,
+    /// Rate limits per client address and per account.
+    pub throttle: Arc<Throttle>,
+    /// Connection limits and load shedding.
+    pub server: ServerOptions,
 }
 
 /// When a `processing` row counts as stuck, for workers with a lease window of `visibility`:
@@ -73,6 +91,27 @@ pub struct WebOptions {
     pub max_upload_bytes: u64,
     /// Allowed CORS origins; `*` for any.
     pub cors_origins: Vec<String>,
+    /// Password hashes at once (`ANB_PASSWORD_HASH_CONCURRENCY`, or from memory and CPUs).
+    pub password_hash_concurrency: usize,
+    pub throttle: ThrottleOptions,
+    pub server: ServerOptions,
+}
+
+impl WebOptions {
+    /// The options of `settings`, signing with `secret_key`.
+    pub fn from_settings(settings: &anb_core::Settings, secret_key: String) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        WebOptions {
+            secret_key,
+            max_upload_bytes: settings.max_upload_bytes,
+            cors_origins: settings.cors_origin_list(),
+            password_hash_concurrency: settings
+                .password_hash_concurrency
+                .unwrap_or_else(|| passwords::default_concurrency(available_memory(), cpus)),
+            throttle: ThrottleOptions::from_settings(settings),
+            server: ServerOptions::from_settings(settings),
+        }
+    }
 }
 
 impl AppState {
@@ -86,14 +125,30 @@ impl AppState {
             public_cache: Arc::default(),
             extra_metrics: None,
             stuck_after: stuck_after(Duration::from_secs(anb_core::Settings::default().visibility_timeout_secs)),
+            passwords: Arc::new(Passwords::new(options.password_hash_concurrency)),
+            throttle: Arc::new(Throttle::new(options.throttle)),
+            server: options.server,
         }
     }
 }
 
 /// The whole API.
+///
+/// Every route but `/health` sits behind a concurrency limit that refuses the excess at once
+/// with 503 and `Retry-After` (load shedding), so a flood cannot queue up work or memory, and the
+/// load balancer's health check keeps answering through it. JSON bodies are limited to
+/// [`MAX_JSON_BODY_BYTES`] (413).
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let shed = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            error::ApiError::Busy("at the concurrent request limit".into()).into_response()
+        }))
+        .load_shed()
+        // Global: `Router::layer` gives each route its own copy of a layer, and a plain
+        // concurrency limit would count per route.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.server.max_concurrent_requests.max(1)));
+    let health = Router::new().route(HEALTH_PATH, get(ops::health));
     let api = Router::new()
-        .route(HEALTH_PATH, get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/auth/signup", post(auth::signup))
@@ -113,6 +168,9 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .fallback(|| async { error::ApiError::not_found("Not Found") })
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(shed)
+        .merge(health)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state);
     api.layer(cors(cors_origins))
@@ -146,8 +204,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep::run(state.clone()));
+    let options = state.server;
     let app = router(state, &cors_origins);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = server::serve_connections(listener, app, options, shutdown).await;
     sweeper.abort();
     result
 }

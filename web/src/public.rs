@@ -13,6 +13,8 @@ use anb_core::store::{Conflict, StoreError};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::fields::{self, Lines, MAX_PLACE_CHARS};
+use crate::throttle::ClientAddr;
 use crate::videos::presigned;
 use crate::AppState;
 
@@ -27,7 +29,8 @@ pub struct PageQuery {
     /// 1 to 100 (default 10).
     #[param(value_type = Option<u32>)]
     page_size: Option<String>,
-    /// Rankings only: players of this city (any case).
+    /// Rankings only: players of this city (any case, at most 100 characters).
+    #[param(max_length = 100)]
     city: Option<String>,
 }
 
@@ -47,6 +50,17 @@ impl PageQuery {
         let page = parse("page", &self.page, 1, 1_000_000)?;
         let size = parse("page_size", &self.page_size, DEFAULT_PAGE_SIZE, Page::MAX_SIZE)?;
         Ok(Page::new(page, size))
+    }
+
+    /// The city filter, trimmed and case-folded (one cache key for "Cali" and " cali"), or 422.
+    fn city(&self) -> ApiResult<Option<String>> {
+        let Some(city) = self.city.as_deref().map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
+        let mut problems = Vec::new();
+        fields::check("city", city, MAX_PLACE_CHARS, Lines::Single, &mut problems);
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid(problems));
+        }
+        Ok(Some(city.to_lowercase()))
     }
 }
 
@@ -118,17 +132,25 @@ pub struct VoteResponse {
 #[utoipa::path(post, path = "/api/public/videos/{id}/vote", tag = "public", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The video")), responses(
     (status = 200, description = "Counted", body = VoteResponse),
-    (status = 400, description = "Already voted, or not completed", body = crate::error::Detail),
+    (status = 400, description = "Already voted, not completed, or one's own video", body = crate::error::Detail),
     (status = 401, description = "No or bad token", body = crate::error::Detail),
     (status = 404, description = "No such video", body = crate::error::Detail),
+    (status = 429, description = "Too many votes from this address (see Retry-After)", body = crate::error::Detail),
 ))]
-pub async fn vote(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VoteResponse>> {
+pub async fn vote(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    AuthUser(user_id): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VoteResponse>> {
+    state.throttle.vote(&client)?;
     let not_found = || ApiError::not_found("Video not found");
     let video_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let total_votes = state.backends.store.vote(video_id, user_id).await.map_err(|e| match e {
         StoreError::NotFound => not_found(),
         StoreError::Conflict(Conflict::AlreadyVoted) => ApiError::bad_request("You have already voted for this video"),
         StoreError::Conflict(Conflict::NotCompleted) => ApiError::bad_request("Only processed videos can be voted for"),
+        StoreError::Conflict(Conflict::OwnVideo) => ApiError::bad_request("You cannot vote for your own video"),
         e => e.into(),
     })?;
     // Visitors of this process see the new count at once (others within the cache's TTL).
@@ -157,11 +179,11 @@ pub struct RankingsResponse {
 /// Players by votes on their completed videos; ties in name order.
 #[utoipa::path(get, path = "/api/public/rankings", tag = "public", params(PageQuery), responses(
     (status = 200, description = "A page of the rankings", body = RankingsResponse),
-    (status = 422, description = "Bad page or page_size", body = crate::error::ValidationDetail),
+    (status = 422, description = "Bad page, page_size or city", body = crate::error::ValidationDetail),
 ))]
 pub async fn rankings(State(state): State<AppState>, Query(query): Query<PageQuery>) -> ApiResult<Response> {
     let page = query.page()?;
-    let city = query.city.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_lowercase);
+    let city = query.city()?;
     let key = format!("rankings:{}:{}:{}", page.page, page.page_size, city.as_deref().unwrap_or(""));
     cached_json(&state, key, || async {
         let (rows, total) = state.backends.store.rankings(city.as_deref(), page).await?;

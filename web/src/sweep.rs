@@ -28,6 +28,7 @@ pub async fn run(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        state.throttle.forget_idle();
         match sweep_once(&state, OffsetDateTime::now_utc() - GRACE).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(videos = n, "re-enqueued uploads that had no job"),

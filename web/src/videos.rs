@@ -18,13 +18,12 @@ use anb_core::store::{Conflict, StoreError};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::fields::{self, Lines, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
 use crate::sniff::{video_container, SNIFF_LEN};
 use crate::AppState;
 
 /// How long a presigned URL in a response stays valid.
 pub const URL_TTL: Duration = Duration::from_secs(3600);
-const MAX_TITLE_CHARS: usize = 200;
-const MAX_DESCRIPTION_CHARS: usize = 5000;
 /// Multipart framing and the text fields around the file, allowed on top of the file limit
 /// when judging a request by its Content-Length.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -38,7 +37,9 @@ pub struct UploadForm {
     /// The video file (MP4, MOV, WebM, MKV, AVI, MPEG-TS/PS, FLV).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+    #[schema(max_length = 200)]
     title: String,
+    #[schema(max_length = 5000)]
     description: Option<String>,
 }
 
@@ -61,13 +62,10 @@ impl VideoDetails {
         let title = title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         match &title {
             None => problems.push(("title".to_string(), "Field required".to_string())),
-            Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
-                problems.push(("title".into(), format!("String should have at most {MAX_TITLE_CHARS} characters")))
-            }
-            _ => {}
+            Some(t) => fields::check("title", t, MAX_TITLE_CHARS, Lines::Single, problems),
         }
-        if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
-            problems.push(("description".into(), format!("String should have at most {MAX_DESCRIPTION_CHARS} characters")));
+        if let Some(d) = &description {
+            fields::check("description", d, MAX_DESCRIPTION_CHARS, Lines::Multi, problems);
         }
         (problems.len() == before).then(|| VideoDetails {
             title: title.expect("checked"),
@@ -86,6 +84,9 @@ pub fn too_large(max: u64) -> ApiError {
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
+    if crate::error::is_body_timeout(&e) {
+        return ApiError::body_timeout();
+    }
     ApiError::bad_request(format!("Malformed upload: {}", e.body_text()))
 }
 
@@ -120,8 +121,8 @@ pub async fn upload(
             match field.name() {
                 Some("file") if stored.is_none() => stored = Some(store_file(&state, video_id, field).await?),
                 Some("file") => return Err(ApiError::bad_request("Only one file per upload")),
-                Some("title") => title = Some(field.text().await.map_err(multipart_error)?),
-                Some("description") => description = Some(field.text().await.map_err(multipart_error)?),
+                Some("title") => title = Some(read_text(field, "title", MAX_TITLE_CHARS).await?),
+                Some("description") => description = Some(read_text(field, "description", MAX_DESCRIPTION_CHARS).await?),
                 _ => {} // unknown fields are ignored, as the original does
             }
         }
@@ -164,6 +165,20 @@ pub async fn upload(
     state.metrics.upload(stored.map_or(0, |(_, size)| size));
     enqueue(&state, video_id).await;
     Ok((StatusCode::CREATED, Json(UploadResponse { video_id, user_id })))
+}
+
+/// A text field of the form, read a chunk at a time and refused (413) as soon as it holds more
+/// bytes than `max_chars` characters can take: a 64 MiB title is never buffered.
+async fn read_text(mut field: axum::extract::multipart::Field<'_>, name: &str, max_chars: usize) -> ApiResult<String> {
+    let max_bytes = max_chars * 4;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > max_bytes {
+            return Err(ApiError::too_large(format!("The field `{name}` is longer than {max_chars} characters")));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| ApiError::invalid(name, "String must be UTF-8"))
 }
 
 /// Read and discard what is left of a refused request for a bounded while, as nginx's lingering

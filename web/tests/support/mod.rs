@@ -37,6 +37,13 @@ pub enum Storage {
 
 impl App {
     pub async fn start(db: Db, storage: Storage, max_upload_bytes: u64) -> App {
+        App::start_with(db, storage, |options| options.max_upload_bytes = max_upload_bytes, |_| {}).await
+    }
+
+    /// As [`App::start`], with the options and then the state adjusted before serving.
+    pub async fn start_with(db: Db, storage: Storage, options: impl FnOnce(&mut WebOptions), state: impl FnOnce(&mut AppState)) -> App {
+        let configure_options = options;
+        let configure_state = state;
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -56,8 +63,10 @@ impl App {
         };
         let store: Arc<dyn Store> = Arc::new(SqlStore::new(db.clone()));
         let backends = Backends { db, store, blobs, queue, dead_letters };
-        let options = WebOptions { secret_key: SECRET.into(), max_upload_bytes, cors_origins: vec!["*".into()] };
-        let state = AppState::new(backends, signer, &options);
+        let mut options = WebOptions { cors_origins: vec!["*".into()], ..WebOptions::from_settings(&anb_core::Settings::default(), SECRET.into()) };
+        configure_options(&mut options);
+        let mut state = AppState::new(backends, signer, &options);
+        configure_state(&mut state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(anb_web::serve(listener, state.clone(), vec!["*".to_string()], async {
             let _ = stopped.await;
