@@ -74,6 +74,7 @@ on_both_stores!(
     a_put_whose_body_fails_leaves_nothing_behind,
     a_dropped_put_leaves_nothing_behind,
     small_objects_replace_delete_exists_and_missing,
+    a_create_only_put_never_replaces_and_the_loser_leaves_nothing,
 );
 
 fn key(s: &str) -> BlobKey {
@@ -225,4 +226,25 @@ async fn s3_presigned_put_uploads_with_a_plain_http_client_and_signs_the_length(
     let reader = store.open(&k).await.unwrap();
     assert_eq!(reader.size(), data.len() as u64);
     assert_eq!(reader.read_at(0, data.len()).await.unwrap(), Bytes::from(data));
+}
+
+async fn a_create_only_put_never_replaces_and_the_loser_leaves_nothing(backend: Backend) {
+    let store = backend.store();
+    // Small (one PUT) and multipart (S3 parts of 5 MiB) alike.
+    for (name, size) in [("uploads/small.mp4", 1000), ("uploads/large.mp4", 12 << 20)] {
+        let k = key(name);
+        let (first, body_a) = body(size, 1);
+        assert_eq!(store.put_stream_new(&k, body_a).await.unwrap(), size as u64);
+        let (_, body_b) = body(size, 2);
+        let err = store.put_stream_new(&k, body_b).await.unwrap_err();
+        assert!(matches!(err, StorageError::AlreadyExists(_)), "{err:?}");
+        assert_eq!(err.code(), "already-exists");
+        let reader = store.open(&k).await.unwrap();
+        assert_eq!(reader.read_at(0, size).await.unwrap(), first, "the first write stays");
+        // Once removed, the name may be written again.
+        store.delete(&k).await.unwrap();
+        let (_, body_c) = body(size, 3);
+        store.put_stream_new(&k, body_c).await.unwrap();
+    }
+    assert_eq!(backend.leftovers().await, 2, "the two objects; no temporary files or unfinished uploads");
 }

@@ -149,6 +149,7 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound(key) => ApiError::not_found(format!("No object {key}")),
+            StorageError::AlreadyExists(key) => ApiError::Client(StatusCode::CONFLICT, format!("{key} exists already")),
             e if e.is_retryable() => ApiError::Unavailable(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }

@@ -88,6 +88,8 @@ pub async fn download(
     (status = 200, description = "Stored"),
     (status = 400, description = "The body's length is not the signed size", body = crate::error::Detail),
     (status = 403, description = "Bad or expired link", body = crate::error::Detail),
+    (status = 408, description = "The body stopped arriving; nothing was stored", body = crate::error::Detail),
+    (status = 409, description = "The link was used already: a file is there", body = crate::error::Detail),
     (status = 413, description = "Longer than the signed size", body = crate::error::Detail),
 ))]
 pub async fn upload(
@@ -141,8 +143,12 @@ pub async fn upload(
             Some((item, (data, total, true)))
         },
     );
-    match state.backends.blobs.put_stream(&key, Box::pin(counted)).await {
+    // One complete PUT per link: a second one (or one after `complete`) finds the object there.
+    match state.backends.blobs.put_stream_new(&key, Box::pin(counted)).await {
         Ok(_) => Ok(StatusCode::OK),
+        Err(anb_core::blob::StorageError::AlreadyExists(_)) => {
+            Err(ApiError::Client(StatusCode::CONFLICT, "This upload link has been used: the file is already uploaded".into()))
+        }
         Err(anb_core::blob::StorageError::Body(e)) if crate::error::is_body_timeout(&e) => Err(ApiError::body_timeout()),
         Err(anb_core::blob::StorageError::Body(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
             Some(LengthError::TooLong) => {

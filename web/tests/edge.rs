@@ -27,6 +27,7 @@ anb_core::on_both_databases!(
     players_cannot_vote_for_themselves_and_double_votes_count_once,
     a_stalled_upload_body_ends_with_408_and_stores_nothing,
     excess_requests_are_shed_with_503_and_health_still_answers,
+    an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing,
 );
 
 fn signup(email: &str) -> Value {
@@ -329,4 +330,57 @@ async fn excess_requests_are_shed_with_503_and_health_still_answers(db: Db) {
         assert!(Instant::now() < deadline, "the places were not given back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing(db: Db) {
+    let app = App::start(db, Storage::Folder, 1 << 20).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let first = mp4_bytes(4000);
+    let announced = announce(&app, &token, first.len(), "one shot").await;
+    assert_eq!(put_file(&app.http, &announced, first.clone()).await, 200);
+    let mut other = mp4_bytes(4000);
+    other[100] ^= 0xff;
+    assert_eq!(put_file(&app.http, &announced, other.clone()).await, 409, "a second complete PUT");
+    let id = announced["video_id"].as_str().unwrap();
+    assert_eq!(app.post_json(&format!("/api/videos/{id}/complete"), &json!({}), Some(&token)).await.0, 200);
+    assert_eq!(put_file(&app.http, &announced, other).await, 409, "a PUT after complete");
+    let (_, detail) = app.get(&format!("/api/videos/{id}"), Some(&token)).await;
+    let stored = app.http.get(detail["original_url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&stored[..], &first[..], "the confirmed upload is the first one, unchanged");
+
+    // A PUT cut off halfway leaves nothing that looks like a file, and nothing is recorded.
+    let cut = announce(&app, &token, 100_000, "cut off").await;
+    let url = reqwest::Url::parse(cut["upload_url"].as_str().unwrap()).unwrap();
+    let mut stream = TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!("PUT {}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", url.path(), url.query().unwrap());
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&mp4_bytes(40_000)).await.unwrap();
+    drop(stream);
+    let cut_id = cut["video_id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = app.post_json(&format!("/api/videos/{cut_id}/complete"), &json!({}), Some(&token)).await;
+        assert_eq!(status, 400, "{body}");
+        if app.files_in_blob_dir() == 1 {
+            break; // only the first upload's file: the cut-off one left no temporary file either
+        }
+        assert!(Instant::now() < deadline, "a partial file stayed behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// On S3 the link is S3's own: S3 refuses a second PUT (412) through `If-None-Match: *`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_an_upload_link_takes_one_put() {
+    let (db, _) = anb_core::testing::postgres().await;
+    let app = App::start(db, Storage::Aws, 64 << 20).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let bytes = mp4_bytes(6000);
+    let announced = announce(&app, &token, bytes.len(), "one shot on S3").await;
+    assert_eq!(announced["upload_headers"]["if-none-match"], "*", "{announced}");
+    assert_eq!(put_file(&app.http, &announced, bytes.clone()).await, 200);
+    assert_eq!(put_file(&app.http, &announced, bytes.clone()).await, 412);
+    let id = announced["video_id"].as_str().unwrap();
+    assert_eq!(app.post_json(&format!("/api/videos/{id}/complete"), &json!({}), Some(&token)).await.0, 200);
+    assert_eq!(put_file(&app.http, &announced, bytes).await, 412);
 }

@@ -51,9 +51,10 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.{}-{n}.partial", std::process::id()))
 }
 
-#[async_trait::async_trait]
-impl BlobStore for FolderStore {
-    async fn put_stream(&self, key: &BlobKey, mut body: Body) -> Result<u64, StorageError> {
+impl FolderStore {
+    /// Write `body` to a temporary file, then give it its name: by rename (replacing), or, when
+    /// `only_new`, by a link that fails if the name is taken.
+    async fn write(&self, key: &BlobKey, mut body: Body, only_new: bool) -> Result<u64, StorageError> {
         let target = self.path(key);
         if let Some(dir) = target.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(unavailable)?;
@@ -70,10 +71,30 @@ impl BlobStore for FolderStore {
         }
         out.flush().await.map_err(unavailable)?;
         out.get_ref().sync_data().await.map_err(unavailable)?;
+        if only_new {
+            // A hard link fails if the target exists: an atomic create-if-absent. The temp
+            // file's guard removes the temporary name either way.
+            return match tokio::fs::hard_link(&temp_path, &target).await {
+                Ok(()) => Ok(written),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StorageError::AlreadyExists(key.clone())),
+                Err(e) => Err(unavailable(e)),
+            };
+        }
         tokio::fs::rename(&temp_path, &target).await.map_err(unavailable)?;
         let mut temp = temp;
         temp.0 = None; // renamed: nothing to clean up
         Ok(written)
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FolderStore {
+    async fn put_stream(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError> {
+        self.write(key, body, false).await
+    }
+
+    async fn put_stream_new(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError> {
+        self.write(key, body, true).await
     }
 
     async fn open(&self, key: &BlobKey) -> Result<Arc<dyn BlobReader>, StorageError> {

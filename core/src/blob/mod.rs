@@ -66,6 +66,9 @@ pub enum StorageError {
     /// The service refused the request (access denied, no such bucket): retrying will not help.
     #[error("storage refused the request: {0}")]
     Rejected(String),
+    /// A write that may only create found an object already there.
+    #[error("`{0}` already exists")]
+    AlreadyExists(BlobKey),
 }
 
 impl StorageError {
@@ -76,6 +79,7 @@ impl StorageError {
             StorageError::Body(_) => "upload-interrupted",
             StorageError::Unavailable(_) => "storage-unavailable",
             StorageError::Rejected(_) => "storage-rejected",
+            StorageError::AlreadyExists(_) => "already-exists",
         }
     }
 
@@ -94,6 +98,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Returns the bytes stored.
     async fn put_stream(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError>;
 
+    /// As [`BlobStore::put_stream`], but only if no object is under `key`: of two writes, the
+    /// first to complete wins and the other gets `AlreadyExists` (and leaves nothing behind). A
+    /// one-shot upload link writes this way, so a confirmed upload is never replaced.
+    async fn put_stream_new(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError>;
+
     /// Random access to a stored object.
     async fn open(&self, key: &BlobKey) -> Result<Arc<dyn BlobReader>, StorageError>;
 
@@ -106,7 +115,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn presign_get(&self, key: &BlobKey, expires_in: Duration) -> Result<String, StorageError>;
 
     /// A URL that stores exactly `size` bytes under `key` with one HTTP PUT until `expires_in`
-    /// has passed: a client uploads a large file straight to storage, past the web tier.
+    /// has passed, and only while no object is there (S3 answers 412 otherwise, the folder
+    /// backend's link 409): a client uploads a large file straight to storage, past the web tier.
     async fn presign_put(&self, key: &BlobKey, size: u64, expires_in: Duration) -> Result<PresignedPut, StorageError>;
 }
 

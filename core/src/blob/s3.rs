@@ -84,17 +84,18 @@ impl S3Store {
         }
     }
 
-    async fn put_small(&self, object: &str, data: Bytes) -> Result<(), StorageError> {
+    async fn put_small(&self, key: &BlobKey, object: &str, data: Bytes, only_new: bool) -> Result<(), StorageError> {
         let len = data.len() as i64;
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(object)
             .content_length(len)
+            .set_if_none_match(only_new.then(|| "*".to_string()))
             .body(ByteStream::from(data))
             .send()
             .await
-            .map_err(|e| storage_error(&e, None))?;
+            .map_err(|e| write_error(&e, key))?;
         Ok(())
     }
 }
@@ -112,6 +113,17 @@ where
             }
         }
         Failure::Refused { message, .. } => StorageError::Rejected(message),
+    }
+}
+
+/// A write's error; a conditional write that found an object (412) is `AlreadyExists`.
+fn write_error<E>(err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>, key: &BlobKey) -> StorageError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match classify(err) {
+        Failure::Refused { status: 412, .. } => StorageError::AlreadyExists(key.clone()),
+        _ => storage_error(err, None),
     }
 }
 
@@ -207,9 +219,10 @@ async fn upload_part(guard: &MultipartGuard, number: i32, data: Bytes) -> Result
     Ok(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build())
 }
 
-#[async_trait::async_trait]
-impl BlobStore for S3Store {
-    async fn put_stream(&self, key: &BlobKey, mut body: Body) -> Result<u64, StorageError> {
+impl S3Store {
+    /// Stream `body` to `key`: one PUT when it fits a part, else a multipart upload (aborted on
+    /// failure). With `only_new`, S3 refuses (412) if an object is already there.
+    async fn write(&self, key: &BlobKey, mut body: Body, only_new: bool) -> Result<u64, StorageError> {
         let object = self.object_key(key);
         let part_size = self.options.part_size;
         let mut pending = None;
@@ -217,7 +230,7 @@ impl BlobStore for S3Store {
         let mut ended = fill(&mut body, &mut buf, part_size, &mut pending).await?;
         if ended {
             let total = buf.len() as u64;
-            self.put_small(&object, buf.freeze()).await?;
+            self.put_small(key, &object, buf.freeze(), only_new).await?;
             return Ok(total);
         }
         let created = self
@@ -274,6 +287,7 @@ impl BlobStore for S3Store {
             .key(&object)
             .upload_id(guard.id())
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .set_if_none_match(only_new.then(|| "*".to_string()))
             .send()
             .await;
         match completed {
@@ -282,8 +296,20 @@ impl BlobStore for S3Store {
                 guard.upload_id = None; // completed: nothing to abort
                 Ok(total)
             }
-            Err(e) => Err(storage_error(&e, None)),
+            Err(e) => Err(write_error(&e, key)),
         }
+    }
+}
+
+
+#[async_trait::async_trait]
+impl BlobStore for S3Store {
+    async fn put_stream(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError> {
+        self.write(key, body, false).await
+    }
+
+    async fn put_stream_new(&self, key: &BlobKey, body: Body) -> Result<u64, StorageError> {
+        self.write(key, body, true).await
     }
 
     async fn open(&self, key: &BlobKey) -> Result<Arc<dyn BlobReader>, StorageError> {
@@ -352,6 +378,8 @@ impl BlobStore for S3Store {
             .bucket(&self.bucket)
             .key(self.object_key(key))
             .content_length(length)
+            // One upload per link: once an object is there, S3 refuses another PUT (412).
+            .if_none_match("*")
             .presigned(config)
             .await
             .map_err(|e| storage_error(&e, None))?;

@@ -1,4 +1,5 @@
 //! The real router on a loopback port, over a real database and real storage.
+#![allow(dead_code)] // each test binary uses part of it
 
 use std::sync::Arc;
 use std::time::Duration;
