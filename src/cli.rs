@@ -59,6 +59,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(cli.command, Command::Process(_) | Command::Worker | Command::Serve) {
         crate::cpu::pin_to_quota();
     }
+    // The services keep what they write to themselves: the database file, uploads and outputs
+    // in a storage folder, the key `anb serve` makes (0600 files, 0700 folders).
+    if matches!(cli.command, Command::Web | Command::Worker | Command::Serve | Command::Migrate) {
+        // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+        unsafe { libc::umask(0o077) };
+    }
     match cli.command {
         Command::Process(args) => process::run(args),
         Command::Pipeline(PipelineCommand::Check { file }) => check(file),

@@ -12,20 +12,19 @@ use anb_worker::telemetry::WorkerMetrics;
 
 use crate::cli::{settings, EXIT_CONFIG};
 
-/// The minimum length of ANB_SECRET_KEY: HS256 wants at least 256 bits of key.
-const MIN_SECRET_LEN: usize = 32;
-
 pub fn run() -> anyhow::Result<ExitCode> {
     let settings = match settings() {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
     let secret = match settings.secret_key.clone() {
-        Some(key) if key.len() >= MIN_SECRET_LEN => key,
-        Some(_) => {
-            eprintln!("ANB_SECRET_KEY: must be at least {MIN_SECRET_LEN} characters");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+        Some(key) => match anb_core::keys::check_secret(&key) {
+            Ok(()) => key,
+            Err(problem) => {
+                eprintln!("{problem}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        },
         None => {
             eprintln!("ANB_SECRET_KEY: required by `anb web` (only `anb serve` makes one up)");
             return Ok(ExitCode::from(EXIT_CONFIG));
@@ -36,8 +35,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
 }
 
 pub async fn serve_web(settings: anb_core::Settings, secret: String) -> anyhow::Result<ExitCode> {
-    let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
-    let backends = Backends::connect(&settings, signer).await?;
+    let backends = Backends::connect(&settings, link_signer(&settings, &secret)).await?;
     serve_web_with(&settings, secret, backends, None, shutdown_signal()).await
 }
 
@@ -50,7 +48,7 @@ pub async fn serve_web_with(
     worker_metrics: Option<Arc<WorkerMetrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
-    let signer = UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()));
+    let signer = link_signer(settings, &secret);
     let options = WebOptions::from_settings(settings, secret);
     let mut state = AppState::new(backends, signer, &options);
     state.stuck_after = anb_web::stuck_after(Duration::from_secs(settings.visibility_timeout_secs));
@@ -62,6 +60,11 @@ pub async fn serve_web_with(
     anb_web::serve(listener, state, options.cors_origins.clone(), shutdown).await?;
     tracing::info!("web stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signer of the folder backend's `/files` links, with the link key derived from the secret.
+pub fn link_signer(settings: &anb_core::Settings, secret: &str) -> UrlSigner {
+    UrlSigner::new(anb_core::keys::link_key(secret), format!("{}/files", settings.public_base_url()))
 }
 
 /// SIGINT or SIGTERM (what ECS sends before stopping a task).

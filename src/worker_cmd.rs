@@ -49,9 +49,9 @@ fn worker(settings: &Settings, loaded: pipeline_file::Loaded, backends: Backends
     Worker::new(ctx, ScaleInProtection::from_env())
 }
 
-/// A signer for the folder backend's URLs; a worker never presigns, so any key does there.
+/// A signer for the folder backend's URLs (with the key the web checks them with).
 fn signer(settings: &Settings, secret: &str) -> UrlSigner {
-    UrlSigner::new(secret.as_bytes().to_vec(), format!("{}/files", settings.public_base_url()))
+    crate::web::link_signer(settings, secret)
 }
 
 pub fn run_worker() -> anyhow::Result<ExitCode> {
@@ -98,6 +98,10 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    if let Some(Err(problem)) = settings.secret_key.as_deref().map(anb_core::keys::check_secret) {
+        eprintln!("{problem}");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
     let secret = serve_secret(&settings)?;
     let loaded = match load_pipeline(&settings) {
         Ok(l) => l,

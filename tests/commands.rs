@@ -75,6 +75,23 @@ fn anb_web_without_a_secret_key_refuses_to_start() {
 }
 
 #[test]
+fn a_secret_key_shorter_than_32_bytes_is_refused_by_web_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["web", "serve"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_anb"))
+            .arg(command)
+            .envs(embedded_env(dir.path(), free_port()))
+            .env("ANB_SECRET_KEY", "only-31-bytes-long-0123456789ab")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("ANB_SECRET_KEY") && stderr.contains("32 bytes"), "{command}: {stderr}");
+    }
+}
+
+#[test]
 fn anb_migrate_applies_and_invalid_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let env = embedded_env(dir.path(), free_port());

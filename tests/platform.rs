@@ -110,6 +110,26 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     assert_eq!(detail["progress"], 1.0);
     let processed = http.get(detail["processed_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(processed.status(), 200);
+    assert_eq!(processed.headers()["x-content-type-options"], "nosniff");
+    let disposition = processed.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.starts_with("inline; filename=\"") && disposition.ends_with(".mp4\""), "{disposition}");
+    // What serve keeps in data/ is its own: no group or other access anywhere.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(path: &std::path::Path, found: &mut Vec<(std::path::PathBuf, u32)>) {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode();
+            found.push((path.to_path_buf(), mode));
+            if path.is_dir() {
+                for entry in std::fs::read_dir(path).unwrap() {
+                    walk(&entry.unwrap().path(), found);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&dir.path().join("data"), &mut found);
+        let open: Vec<_> = found.iter().filter(|(_, mode)| mode & 0o077 != 0).collect();
+        assert!(found.len() > 4 && open.is_empty(), "private files and folders only: {open:?}");
+    }
     let output = dir.path().join("out.mp4");
     std::fs::write(&output, processed.bytes().await.unwrap()).unwrap();
     let p = probe(&output);

@@ -80,6 +80,9 @@ pub struct Settings {
     /// `ANB_MAX_CONCURRENT_REQUESTS`: requests handled at once per process; more are refused
     /// at once with 503 (`/health` is never refused).
     pub max_concurrent_requests: usize,
+    /// `ANB_METRICS_TOKEN`: when set, `/metrics` answers only requests that carry
+    /// `Authorization: Bearer <token>` (a scraper's), and 401 to anyone else.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -109,6 +112,7 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 20,
             max_concurrent_requests: 512,
+            metrics_token: None,
         }
     }
 }
@@ -143,7 +147,7 @@ pub struct SettingsError {
 
 impl Settings {
     /// Fields that hold secrets: never logged, and set from a secret store in production.
-    pub const SECRETS: [&'static str; 2] = ["secret_key", "database_password"];
+    pub const SECRETS: [&'static str; 3] = ["secret_key", "database_password", "metrics_token"];
 
     /// The environment variable of every setting (`ANB_LISTEN`, ...).
     pub fn env_names() -> Vec<String> {
@@ -152,12 +156,21 @@ impl Settings {
         fields.keys().map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase())).collect()
     }
 
-    /// Every setting by field name, secrets that are set shown as `<redacted>`.
+    /// Every setting by field name, secrets that are set shown as `<redacted>`, and so are
+    /// passwords inside URLs (`postgres://anb:<redacted>@db/anb`).
     pub fn redacted(&self) -> serde_json::Value {
         let mut map = serde_json::to_value(self).expect("settings serialise");
         for secret in Self::SECRETS {
             if let Some(value) = map.get_mut(secret).filter(|v| !v.is_null()) {
                 *value = "<redacted>".into();
+            }
+        }
+        for value in map.as_object_mut().expect("a struct").values_mut() {
+            if let Some(text) = value.as_str() {
+                let hidden = redact_url_password(text);
+                if hidden != text {
+                    *value = hidden.into();
+                }
             }
         }
         map
@@ -277,6 +290,18 @@ impl Settings {
     }
 }
 
+/// `scheme://user:password@host...` with the password replaced; anything else unchanged.
+fn redact_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return text.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}{tail}"),
+        None => text.to_string(),
+    }
+}
+
 /// Name a figment error by its environment variable where there is one.
 fn describe(e: &figment::Error) -> String {
     let key = e.path.first().map(|k| format!("{ENV_PREFIX}{}", k.to_uppercase()));
@@ -329,6 +354,10 @@ mod tests {
             assert_eq!(s.database_password.as_deref(), Some("hunter2-from-secrets-manager"));
             let shown = format!("{s:?}");
             assert!(!shown.contains("hunter2") && !shown.contains("must-not-leak"), "{shown}");
+            jail.set_env("ANB_DATABASE_URL", "postgres://anb:in-the-url@db.internal:5432/anb?sslmode=require");
+            let shown = format!("{:?}", Settings::load().unwrap());
+            assert!(!shown.contains("in-the-url") && shown.contains("postgres://anb:<redacted>@db.internal:5432/anb?sslmode=require"), "{shown}");
+            jail.set_env("ANB_DATABASE_URL", "postgres://anb@db.internal:5432/anb");
             assert!(shown.contains("db.internal") && shown.contains("<redacted>"), "{shown}");
             jail.set_env("ANB_DATABASE_URL", "sqlite://data/anb.db");
             let err = Settings::load().unwrap_err().to_string();

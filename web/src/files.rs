@@ -70,11 +70,23 @@ pub async fn download(
         .status(status)
         .header(header::CONTENT_TYPE, content_type(key.as_str()))
         .header(header::CONTENT_LENGTH, end - start)
-        .header(header::ACCEPT_RANGES, "bytes");
+        .header(header::ACCEPT_RANGES, "bytes")
+        // The stored bytes are a user's: never let a browser guess them into HTML, and name
+        // them as a file rather than a page of this site.
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_DISPOSITION, content_disposition(&key));
     if status == StatusCode::PARTIAL_CONTENT {
         response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
     }
     response.body(Body::from_stream(stream)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `inline` (a video plays in the page) with the object's own file name, which keys keep to
+/// safe characters (a uuid and an extension).
+fn content_disposition(key: &BlobKey) -> String {
+    let name = key.as_str().rsplit('/').next().unwrap_or("file");
+    let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+    format!("inline; filename=\"{safe}\"")
 }
 
 /// Store a direct upload's bytes behind a signed upload link (folder storage). The link names

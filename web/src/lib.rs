@@ -75,6 +75,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Connection limits and load shedding.
     pub server: ServerOptions,
+    /// `ANB_METRICS_TOKEN`: the bearer `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
 }
 
 /// When a `processing` row counts as stuck, for workers with a lease window of `visibility`:
@@ -95,6 +97,7 @@ pub struct WebOptions {
     pub password_hash_concurrency: usize,
     pub throttle: ThrottleOptions,
     pub server: ServerOptions,
+    pub metrics_token: Option<String>,
 }
 
 impl WebOptions {
@@ -110,6 +113,7 @@ impl WebOptions {
                 .unwrap_or_else(|| passwords::default_concurrency(available_memory(), cpus)),
             throttle: ThrottleOptions::from_settings(settings),
             server: ServerOptions::from_settings(settings),
+            metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
         }
     }
 }
@@ -118,7 +122,7 @@ impl AppState {
     pub fn new(backends: Backends, signer: UrlSigner, options: &WebOptions) -> Self {
         AppState {
             backends,
-            tokens: Tokens::new(options.secret_key.as_bytes()),
+            tokens: Tokens::new(&anb_core::keys::token_key(&options.secret_key)),
             signer,
             max_upload_bytes: options.max_upload_bytes,
             metrics: Arc::default(),
@@ -128,6 +132,7 @@ impl AppState {
             passwords: Arc::new(Passwords::new(options.password_hash_concurrency)),
             throttle: Arc::new(Throttle::new(options.throttle)),
             server: options.server,
+            metrics_token: options.metrics_token.clone(),
         }
     }
 }

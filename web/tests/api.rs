@@ -107,7 +107,7 @@ async fn protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_t
     let bad = [
         String::new(),
         format!("{}.{}.{}", parts[0], claims(now + 100_000), parts[2]), // payload changed, old signature
-        sign(now - 10, SECRET.as_bytes()), // expired
+        sign(now - 10, &anb_core::keys::token_key(SECRET)), // expired, with the right key
         format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), claims(now + 600)), // unsigned
         sign(now + 600, b"some-other-key"), // signed with a foreign key
         format!("{}.{}.{}", b64(r#"{"alg":"HS512","typ":"JWT"}"#), parts[1], parts[2]),

@@ -28,6 +28,7 @@ anb_core::on_both_databases!(
     a_stalled_upload_body_ends_with_408_and_stores_nothing,
     excess_requests_are_shed_with_503_and_health_still_answers,
     an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing,
+    readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_token,
 );
 
 fn signup(email: &str) -> Value {
@@ -383,4 +384,26 @@ async fn on_s3_an_upload_link_takes_one_put() {
     let id = announced["video_id"].as_str().unwrap();
     assert_eq!(app.post_json(&format!("/api/videos/{id}/complete"), &json!({}), Some(&token)).await.0, 200);
     assert_eq!(put_file(&app.http, &announced, bytes).await, 412);
+}
+
+async fn readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_token(db: Db) {
+    let faults = anb_core::faults::Faults::new();
+    let app = App::start_with(
+        db,
+        Storage::Folder,
+        |o| o.metrics_token = Some("scraper-token-0123456789".into()),
+        |s| s.backends.store = Arc::new(anb_core::faults::FaultyStore::new(s.backends.store.clone(), faults.clone())),
+    )
+    .await;
+    assert_eq!(app.get("/ready", None).await, (200, json!({"status": "ready", "database": "ok", "queue": "ok"})));
+    faults.fail_next("ping", 1);
+    let (status, body) = app.get("/ready", None).await;
+    assert_eq!((status, body), (503, json!({"status": "unavailable", "database": "unavailable", "queue": "ok"})), "no error text for the public");
+
+    assert_eq!(app.get("/metrics", None).await.0, 401);
+    let wrong = app.http.get(app.url("/metrics")).bearer_auth("scraper-token-0123456788").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = app.http.get(app.url("/metrics")).bearer_auth("scraper-token-0123456789").send().await.unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(right.text().await.unwrap().contains("anb_http_requests_total"));
 }
