@@ -98,7 +98,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "5")], axum::Json(body)).into_response()
             }
             ApiError::Busy(why) => {
-                tracing::warn!(%why, "shedding load");
+                // Debug only: under a flood every refused request would be a line.
+                tracing::debug!(%why, "Shedding load");
                 let body = json!({ "detail": "The service is busy; retry in a second." });
                 (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], axum::Json(body)).into_response()
             }

@@ -180,11 +180,27 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .with_state(state);
     api.layer(cors(cors_origins))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                })
+                .on_failure(log_failure),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Server errors are logged, but not the 503s of load shedding: a flood would turn into a flood
+/// of log lines (the shedding itself is counted in the metrics).
+fn log_failure(class: tower_http::classify::ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    use tower_http::classify::ServerErrorsFailureClass as Class;
+    match class {
+        Class::StatusCode(status) if status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::debug!(latency_ms = latency.as_millis() as u64, "Shed a request (503)")
+        }
+        class => tracing::error!(classification = %class, latency_ms = latency.as_millis() as u64, "Response failed"),
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

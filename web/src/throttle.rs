@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -26,6 +27,9 @@ pub const FREE_LOGIN_FAILURES: u32 = 5;
 pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Accounts whose failures are remembered at once (the least recently used go first).
 const FAILURE_ENTRIES: u64 = 100_000;
+/// Uploads one account may stream through the web at once: a slow or stalled upload holds a
+/// connection, a request slot and storage buffers, so one account cannot hold many.
+pub const UPLOADS_PER_ACCOUNT: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleOptions {
@@ -64,6 +68,25 @@ pub struct Throttle {
     signups: DefaultKeyedRateLimiter<IpAddr>,
     votes: DefaultKeyedRateLimiter<IpAddr>,
     failures: moka::sync::Cache<String, LoginFailures>,
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
+}
+
+/// An upload in progress for an account; the place is given back when dropped.
+pub struct UploadSlot {
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
+    user: uuid::Uuid,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut uploads = self.uploads.lock().expect("uploads");
+        if let Some(n) = uploads.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                uploads.remove(&self.user);
+            }
+        }
+    }
 }
 
 fn per(n: u32, period: Duration) -> Quota {
@@ -79,7 +102,23 @@ impl Throttle {
             signups: RateLimiter::keyed(per(options.signups_per_hour, Duration::from_secs(3600))),
             votes: RateLimiter::keyed(per(options.votes_per_minute, Duration::from_secs(60))),
             failures: moka::sync::Cache::builder().max_capacity(FAILURE_ENTRIES).time_to_idle(MAX_LOGIN_DELAY * 2).build(),
+            uploads: Arc::default(),
         }
+    }
+
+    /// A place for one more upload of `user` through the web, or 429 when they have
+    /// [`UPLOADS_PER_ACCOUNT`] running.
+    pub fn upload(&self, user: uuid::Uuid) -> Result<UploadSlot, ApiError> {
+        let mut uploads = self.uploads.lock().expect("uploads");
+        let running = uploads.entry(user).or_default();
+        if *running >= UPLOADS_PER_ACCOUNT {
+            return Err(ApiError::RateLimited {
+                detail: format!("{UPLOADS_PER_ACCOUNT} uploads of this account are already in progress; retry when one ends"),
+                retry_after_secs: 5,
+            });
+        }
+        *running += 1;
+        Ok(UploadSlot { uploads: self.uploads.clone(), user })
     }
 
     pub fn login(&self, client: &ClientAddr) -> Result<(), ApiError> {

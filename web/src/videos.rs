@@ -98,6 +98,7 @@ fn multipart_error(e: MultipartError) -> ApiError {
     (status = 401, description = "No or bad token", body = crate::error::Detail),
     (status = 413, description = "Larger than ANB_MAX_UPLOAD_BYTES", body = crate::error::Detail),
     (status = 422, description = "Missing title or file", body = crate::error::ValidationDetail),
+    (status = 429, description = "Two uploads of this account are already in progress", body = crate::error::Detail),
 ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -105,6 +106,7 @@ pub async fn upload(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    let _slot = state.throttle.upload(user_id)?;
     let max = state.max_upload_bytes;
     let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max + FORM_OVERHEAD) {

@@ -297,12 +297,26 @@ async fn a_stalled_upload_body_ends_with_408_and_stores_nothing(db: Db) {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&first).await.unwrap();
     // ... and then nothing more.
+    // Meanwhile the account has one more upload place (two at once), then no more.
+    let mut second = TcpStream::connect(&addr).await.unwrap();
+    second.write_all(head.as_bytes()).await.unwrap();
+    second.write_all(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = app.upload(&token, mp4_bytes(1000), Some("a third at once")).await;
+    assert_eq!(status, 429, "a third upload of one account while two are running");
     let seen = read_until_closed(&mut stream, Duration::from_secs(15)).await.expect("the request ends");
     let answer = String::from_utf8_lossy(&seen);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert_eq!(app.get("/api/videos", Some(&token)).await.1, json!([]), "nothing recorded");
+    drop(second);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.files_in_blob_dir() != 0 {
+    while app.upload(&token, mp4_bytes(1000), Some("after")).await.0 != 201 {
+        assert!(Instant::now() < deadline, "the upload places were not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mine = app.get("/api/videos", Some(&token)).await.1;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "only the upload that finished is recorded: {mine}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.files_in_blob_dir() != 1 {
         assert!(Instant::now() < deadline, "the partial upload was not removed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
