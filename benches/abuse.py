@@ -402,7 +402,7 @@ def main():
         alive = all(l["alive"] for l in lines)
         limit = 150 if name in FLOODS else 50
         ok = alive and growth < limit and worst < 1000 and all(l["other_5xx"] == 0 and not l["problem"] for l in lines)
-        counts = " ".join(f"{k}:{v}" if v else k for k, v in lines[-1]["counts"].items())
+        counts = " ".join(k if k.startswith("median") else f"{k}:{v}" for k, v in lines[-1]["counts"].items())
         note = "; ".join(sorted({l["problem"] for l in lines if l["problem"]}))
         print(f"{name:28} {counts[:58]:58} {growth:8.1f} {worst:13.1f} {str(alive):>6} {'yes' if ok else 'NO':>4} {note}")
         report.append({"attack": name, "rss_growth_mb_median": growth, "health_max_ms_median": worst, "alive": alive, "ok": ok, "runs": lines})

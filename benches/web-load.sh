@@ -43,6 +43,8 @@ players=$(psql "$db_url" -qtAc 'SELECT count(*) FROM users')
 
 export ANB_DATABASE_URL=$db_url ANB_STORAGE_URL="file://$PWD/target/bench-web/blobs" ANB_QUEUE_URL=embedded
 export RUST_LOG=${RUST_LOG:-warn}
+# wrk's 16 upload connections share one account: let it have that many uploads at once.
+export ANB_UPLOADS_PER_ACCOUNT=16
 bench_start_web
 token=$(bench_token load@example.com)
 # The authenticated player has ten completed videos of their own.

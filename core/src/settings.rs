@@ -80,6 +80,8 @@ pub struct Settings {
     /// `ANB_MAX_CONCURRENT_REQUESTS`: requests handled at once per process; more are refused
     /// at once with 503 (`/health` is never refused).
     pub max_concurrent_requests: usize,
+    /// `ANB_UPLOADS_PER_ACCOUNT`: uploads one account may stream through the web at once.
+    pub uploads_per_account: u32,
     /// `ANB_METRICS_TOKEN`: when set, `/metrics` answers only requests that carry
     /// `Authorization: Bearer <token>` (a scraper's), and 401 to anyone else.
     pub metrics_token: Option<String>,
@@ -112,6 +114,7 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 20,
             max_concurrent_requests: 512,
+            uploads_per_account: 2,
             metrics_token: None,
         }
     }
@@ -237,6 +240,7 @@ impl Settings {
             ("ANB_LOGIN_ATTEMPTS_PER_MINUTE", self.login_attempts_per_minute.into()),
             ("ANB_SIGNUPS_PER_HOUR", self.signups_per_hour.into()),
             ("ANB_VOTES_PER_MINUTE", self.votes_per_minute.into()),
+            ("ANB_UPLOADS_PER_ACCOUNT", self.uploads_per_account.into()),
             ("ANB_MAX_CONCURRENT_REQUESTS", self.max_concurrent_requests as u64),
         ] {
             if value == 0 {

@@ -27,9 +27,7 @@ pub const FREE_LOGIN_FAILURES: u32 = 5;
 pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Accounts whose failures are remembered at once (the least recently used go first).
 const FAILURE_ENTRIES: u64 = 100_000;
-/// Uploads one account may stream through the web at once: a slow or stalled upload holds a
-/// connection, a request slot and storage buffers, so one account cannot hold many.
-pub const UPLOADS_PER_ACCOUNT: u32 = 2;
+
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleOptions {
@@ -37,6 +35,9 @@ pub struct ThrottleOptions {
     pub login_attempts_per_minute: u32,
     pub signups_per_hour: u32,
     pub votes_per_minute: u32,
+    /// Uploads one account may stream through the web at once: a slow or stalled upload holds
+    /// a connection, a request slot and storage buffers, so one account cannot hold many.
+    pub uploads_per_account: u32,
 }
 
 impl ThrottleOptions {
@@ -46,6 +47,7 @@ impl ThrottleOptions {
             login_attempts_per_minute: settings.login_attempts_per_minute,
             signups_per_hour: settings.signups_per_hour,
             votes_per_minute: settings.votes_per_minute,
+            uploads_per_account: settings.uploads_per_account,
         }
     }
 }
@@ -107,13 +109,13 @@ impl Throttle {
     }
 
     /// A place for one more upload of `user` through the web, or 429 when they have
-    /// [`UPLOADS_PER_ACCOUNT`] running.
+    /// `uploads_per_account` running.
     pub fn upload(&self, user: uuid::Uuid) -> Result<UploadSlot, ApiError> {
         let mut uploads = self.uploads.lock().expect("uploads");
         let running = uploads.entry(user).or_default();
-        if *running >= UPLOADS_PER_ACCOUNT {
+        if *running >= self.options.uploads_per_account {
             return Err(ApiError::RateLimited {
-                detail: format!("{UPLOADS_PER_ACCOUNT} uploads of this account are already in progress; retry when one ends"),
+                detail: format!("{} uploads of this account are already in progress; retry when one ends", self.options.uploads_per_account),
                 retry_after_secs: 5,
             });
         }
