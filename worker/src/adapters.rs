@@ -59,11 +59,25 @@ impl ByteSource for BlobSource {
 }
 
 /// A streaming put fed by the pipeline's output. The object appears when `finish` returns;
-/// `abort` (or a failed run) leaves nothing behind.
+/// `abort`, a failed run, or dropping the sink unfinished leaves nothing behind (the end of the
+/// channel alone would look like the end of the output, and publish a truncated file).
 pub struct BlobSink {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    put: JoinHandle<Result<u64, StorageError>>,
+    tx: Option<mpsc::Sender<io::Result<Bytes>>>,
+    put: Option<JoinHandle<Result<u64, StorageError>>>,
     rt: Handle,
+}
+
+impl Drop for BlobSink {
+    fn drop(&mut self) {
+        if let Some(put) = self.put.take() {
+            // Unfinished: poison the body (the store discards on an error item) and cancel the
+            // put (a dropped put leaves nothing either), before the sender goes.
+            if let Some(tx) = &self.tx {
+                let _ = tx.try_send(Err(io::Error::other("the output was dropped unfinished")));
+            }
+            put.abort();
+        }
+    }
 }
 
 impl BlobSink {
@@ -72,13 +86,13 @@ impl BlobSink {
         let (tx, rx) = mpsc::channel(SINK_QUEUE_CHUNKS);
         let body = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
         let put = tokio::spawn(async move { store.put_stream(&key, body).await });
-        BlobSink { tx, put, rt: Handle::current() }
+        BlobSink { tx: Some(tx), put: Some(put), rt: Handle::current() }
     }
 
-    fn wait(self) -> Result<u64, StorageError> {
-        let BlobSink { tx, put, rt } = self;
-        drop(tx); // end of body
-        rt.block_on(put).map_err(|e| StorageError::Unavailable(format!("the upload task failed: {e}")))?
+    fn wait(mut self) -> Result<u64, StorageError> {
+        drop(self.tx.take()); // end of body
+        let put = self.put.take().expect("not yet waited for");
+        self.rt.block_on(put).map_err(|e| StorageError::Unavailable(format!("the upload task failed: {e}")))?
     }
 }
 
@@ -86,6 +100,8 @@ impl ByteSink for BlobSink {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         // A closed channel means the put already failed; `finish` reports why.
         self.tx
+            .as_ref()
+            .expect("open until finished")
             .blocking_send(Ok(Bytes::copy_from_slice(chunk)))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
@@ -96,7 +112,9 @@ impl ByteSink for BlobSink {
 
     fn abort(self: Box<Self>) -> io::Result<()> {
         // An error item makes the store discard what it has.
-        let _ = self.tx.blocking_send(Err(io::Error::other("the run failed")));
+        if let Some(tx) = &self.tx {
+            let _ = tx.blocking_send(Err(io::Error::other("the run failed")));
+        }
         match self.wait() {
             Ok(_) => Err(io::Error::other("the store kept an aborted upload")),
             Err(_) => Ok(()),
@@ -172,5 +190,30 @@ mod tests {
         let err = showcase().run(source, sink, RunOptions::default()).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidInput);
         assert_eq!(files_under(dir.path()), ["processed/v1.mp4", "uploads/v1.mp4", "uploads/v2.mp4"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sink_dropped_unfinished_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(FolderStore::new(dir.path(), UrlSigner::new("k", "http://x/files")));
+        let sink = BlobSink::start(store.clone(), BlobKey::new("processed/v3.mp4").unwrap());
+        let sink = tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            sink.write(&[1u8; 10_000]).unwrap();
+            sink
+        })
+        .await
+        .unwrap();
+        drop(sink); // a run that panicked or was torn down without finish or abort
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left: Vec<_> = std::fs::read_dir(dir.path().join("processed")).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+            if left.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "left behind: {left:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!store.exists(&BlobKey::new("processed/v3.mp4").unwrap()).await.unwrap());
     }
 }

@@ -54,6 +54,9 @@ pub enum Outcome {
     Released,
     /// Another worker holds the message now; this one touches nothing.
     LeaseLost,
+    /// The run finished, but a newer attempt owns the video (or it was deleted): its output was
+    /// removed, the message acknowledged.
+    Superseded,
 }
 
 impl Outcome {
@@ -68,6 +71,7 @@ impl Outcome {
             Outcome::Skipped(_) => "skipped",
             Outcome::Released => "released",
             Outcome::LeaseLost => "lease-lost",
+            Outcome::Superseded => "superseded",
         }
     }
 
@@ -84,9 +88,11 @@ struct JobMessage {
     video_id: Uuid,
 }
 
-/// The processed output's key: deterministic, so a retry overwrites instead of duplicating.
-pub fn processed_key(video_id: Uuid) -> String {
-    format!("processed/{video_id}.mp4")
+/// The processed output's key, one per attempt: an attempt never overwrites another's output,
+/// and the video row points at an output only once `complete` records it. An attempt whose
+/// completion is not recorded (superseded, or the video deleted) removes its own.
+pub fn processed_key(video_id: Uuid, attempt: i32) -> String {
+    format!("processed/{video_id}-{attempt}.mp4")
 }
 
 /// Backoff before a transient failure's retry: the base, doubled per attempt, at most 5 minutes.
@@ -169,7 +175,7 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
     let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let run = async {
-        let result = run_pipeline(ctx, video_id, &video.original_key, cancel.clone(), progress.clone()).await;
+        let result = run_pipeline(ctx, video_id, attempt, &video.original_key, cancel.clone(), progress.clone()).await;
         let _ = done_tx.send(true);
         result
     };
@@ -199,6 +205,7 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
 async fn run_pipeline(
     ctx: &JobContext,
     video_id: Uuid,
+    attempt: i32,
     original_key: &str,
     cancel: CancelToken,
     progress: Arc<Mutex<Option<Progress>>>,
@@ -210,7 +217,7 @@ async fn run_pipeline(
         StorageError::NotFound(_) => Failure { code: ErrorCode::SourceFailed.as_str().into(), message: e.to_string(), permanent: true },
         e => Failure::transient(e.code(), e),
     })?;
-    let output = BlobKey::new(processed_key(video_id)).expect("a valid key");
+    let output = BlobKey::new(processed_key(video_id, attempt)).expect("a valid key");
     let sink = BlobSink::start(blobs.clone(), output);
     let opts = RunOptions {
         ctx: ctx.options.build_context(),
@@ -226,13 +233,32 @@ async fn run_pipeline(
 
 async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, report: &RunReport) -> Outcome {
     ctx.metrics.realtime_factor(report.realtime_factor());
-    let key = processed_key(video_id);
+    let key = processed_key(video_id, attempt);
     let recorded = persist(ctx.options.settle_budget(), "the completion", || ctx.backends.store.complete(video_id, attempt, &key)).await;
     match recorded {
-        Ok(_) => {
-            // Recorded (or a newer attempt owns the row; either way this message is done).
+        Ok(true) => {
+            // Earlier attempts of this video may have stored an output they could not record
+            // (a completion lost to a blip, a run that died after storing): this one won.
+            for earlier in 1..attempt {
+                let key = processed_key(video_id, earlier);
+                if ctx.backends.blobs.exists(&BlobKey::new(&key).expect("a valid key")).await.unwrap_or(false) {
+                    remove_output(ctx, video_id, &key).await;
+                }
+            }
             acknowledge(ctx, message).await;
             Outcome::Completed
+        }
+        Ok(false) => {
+            // Not recorded by this call: an earlier try may have been (its answer lost in a
+            // blip); otherwise a newer attempt owns the row or the video was deleted, and this
+            // output must not outlive the attempt. Either way this message is done.
+            let row = ctx.backends.store.video(video_id).await;
+            let ours = matches!(&row, Ok(Some(v)) if v.processed_key.as_deref() == Some(key.as_str()));
+            if !ours && row.is_ok() {
+                remove_output(ctx, video_id, &key).await;
+            }
+            acknowledge(ctx, message).await;
+            if ours { Outcome::Completed } else { Outcome::Superseded }
         }
         Err(e) => {
             // The output is stored but not recorded, and the row still says `processing` with
@@ -242,6 +268,15 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
             hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
             Outcome::Retry(e.code().into())
         }
+    }
+}
+
+/// Remove an output no row points at.
+async fn remove_output(ctx: &JobContext, video_id: Uuid, key: &str) {
+    let Ok(key) = BlobKey::new(key) else { return };
+    match ctx.backends.blobs.delete(&key).await {
+        Ok(()) => tracing::info!(%video_id, %key, "Removed the output of a superseded attempt or a deleted video"),
+        Err(e) => tracing::warn!(%video_id, %key, error = %e, "Could not remove an unrecorded output"),
     }
 }
 

@@ -20,6 +20,8 @@ anb_core::on_both_databases!(
     a_start_the_database_refuses_does_not_spend_the_jobs_receives,
     a_lost_lease_while_the_database_heartbeat_works_is_taken_over_once,
     attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_redrive_restores_the_budget,
+    a_video_deleted_before_its_completion_is_recorded_leaves_no_output,
+    an_attempt_taken_over_mid_run_publishes_nothing_and_the_new_one_finishes,
 );
 
 /// A short lease, so takeovers happen in seconds: stale after 3 s, end-of-job writes retried
@@ -71,7 +73,7 @@ async fn a_completion_the_database_refuses_once_is_retried_in_place(db: Db) {
     assert_eq!(rig.faults.calls("complete"), 2, "one refused, one retried");
     let video = rig.video(id).await;
     assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 1));
-    assert_eq!(rig.outputs(), vec![format!("{id}.mp4")]);
+    assert_eq!(rig.outputs(), vec![format!("{id}-1.mp4")]);
 }
 
 async fn a_completion_that_cannot_be_recorded_is_finished_by_a_later_delivery(db: Db) {
@@ -90,7 +92,8 @@ async fn a_completion_that_cannot_be_recorded_is_finished_by_a_later_delivery(db
     assert!(count(&outcomes, &Outcome::Deferred) >= 1, "the duplicate waited for the live attempt: {outcomes:?}");
     let video = rig.video(id).await;
     assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 2), "redone by a second attempt");
-    assert_eq!(rig.outputs(), vec![format!("{id}.mp4")], "one output");
+    assert_eq!(rig.outputs(), vec![format!("{id}-2.mp4")], "one output: the first attempt's unrecorded one is gone");
+    assert_eq!(video.processed_key, Some(format!("processed/{id}-2.mp4")));
     assert_eq!(rig.messages().await, (0, 0), "nothing left, nothing dead-lettered");
 }
 
@@ -138,7 +141,7 @@ async fn a_lost_lease_while_the_database_heartbeat_works_is_taken_over_once(db: 
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::LeaseLost | Outcome::Renewed | Outcome::Deferred | Outcome::Completed)), "{outcomes:?}");
     let video = rig.video(id).await;
     assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 2));
-    assert_eq!(rig.outputs(), vec![format!("{id}.mp4")]);
+    assert_eq!(rig.outputs(), vec![format!("{id}-2.mp4")], "the abandoned attempt left nothing");
     assert_eq!(rig.messages().await, (0, 0));
 }
 
@@ -171,4 +174,53 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     let video = rig.video(id).await;
     assert_eq!((video.status, video.attempts, video.attempts_base), (VideoStatus::Completed, MAX_ATTEMPTS as i32 + 2, MAX_ATTEMPTS as i32 + 1));
     assert_eq!(rig.messages().await, (0, 0));
+    assert_eq!(rig.outputs(), vec![format!("{id}-{}.mp4", MAX_ATTEMPTS + 2)]);
+}
+
+async fn a_video_deleted_before_its_completion_is_recorded_leaves_no_output(db: Db) {
+    let rig = Rig::new(db).await;
+    let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
+    // The first try of the completion fails; before the retry (200 ms later) the owner deletes
+    // the video.
+    rig.faults.fail_next("complete", 1);
+    let (faults, store) = (rig.faults.clone(), rig.real.store.clone());
+    let deleter = tokio::spawn(async move {
+        while faults.calls("complete") == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(store.delete_video(id).await.unwrap().is_some());
+    });
+    let queue = rig.real.queue.clone();
+    let outcomes = run_until(&rig.worker(short_lease()), || {
+        let queue = queue.clone();
+        async move { queue.depth().await.map(|d| d.visible + d.in_flight == 0).unwrap_or(false) }
+    })
+    .await;
+    deleter.await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Superseded]);
+    assert!(rig.outputs().is_empty(), "the finished output went with the video: {:?}", rig.outputs());
+}
+
+async fn an_attempt_taken_over_mid_run_publishes_nothing_and_the_new_one_finishes(db: Db) {
+    let rig = Rig::new(db).await;
+    let id = rig.upload(&clip(rig.dir.path(), "long.mp4", 20, "320x240")).await;
+    let store = rig.real.store.clone();
+    let usurper = tokio::spawn(async move {
+        // Once the worker's attempt runs, a second attempt takes the row (as one does when the
+        // first looked dead while the database was away).
+        while store.video(id).await.unwrap().unwrap().status != VideoStatus::Processing {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(matches!(store.start_processing(id, Duration::ZERO).await.unwrap(), StartOutcome::Started { attempt: 2, .. }));
+    });
+    let outcomes = run_to_the_end(&rig, &rig.worker_with(short_lease(), SLOW_PIPELINE), id).await;
+    usurper.await.unwrap();
+    // The first run notices at its next heartbeat and stops; its message comes back, waits until
+    // the usurping attempt (which runs nowhere) looks dead, and a third attempt completes.
+    assert_eq!(outcomes.first(), Some(&Outcome::LeaseLost), "{outcomes:?}");
+    assert_eq!(outcomes.last(), Some(&Outcome::Completed), "{outcomes:?}");
+    let video = rig.video(id).await;
+    assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 3));
+    assert_eq!(rig.outputs(), vec![format!("{id}-3.mp4")], "the stopped run published nothing");
 }

@@ -86,14 +86,14 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
 
     let done = rig.video(good).await;
     assert_eq!((done.status, done.attempts, done.progress), (VideoStatus::Completed, 1, 1.0), "processed once: {done:?}");
-    assert_eq!(done.processed_key.as_deref(), Some(format!("processed/{good}.mp4").as_str()));
-    let output = rig.backends.blobs.open(&BlobKey::new(format!("processed/{good}.mp4")).unwrap()).await.unwrap();
+    assert_eq!(done.processed_key.as_deref(), Some(format!("processed/{good}-1.mp4").as_str()), "the first attempt's output");
+    let output = rig.backends.blobs.open(&BlobKey::new(format!("processed/{good}-1.mp4")).unwrap()).await.unwrap();
     assert_eq!(&output.read_at(4, 4).await.unwrap()[..], b"ftyp");
 
     let failed = rig.video(bad).await;
     assert_eq!((failed.status, failed.error_code.as_deref(), failed.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));
     assert!(!failed.error_retryable);
-    assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{bad}.mp4")).unwrap()).await.unwrap());
+    assert!(!rig.outputs().iter().any(|name| name.starts_with(&bad.to_string())), "no output for the bad input");
 
     assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
     assert_eq!(count(&outcomes, &Outcome::Failed("invalid-input".into())), 1, "{outcomes:?}");
@@ -103,7 +103,7 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     let deferred = count(&outcomes, &Outcome::Deferred);
     assert!(deferred <= 1, "{outcomes:?}");
     assert_eq!(outcomes.len(), 5 + deferred, "{outcomes:?}");
-    assert_eq!(rig.outputs(), vec![format!("{good}.mp4")], "one output");
+    assert_eq!(rig.outputs(), vec![format!("{good}-1.mp4")], "one output");
 }
 
 async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_it(db: Db) {
@@ -161,7 +161,7 @@ async fn shutdown_hands_a_running_job_back_at_once(db: Db) {
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Pending, Some("worker-shutdown")));
     let depth = rig.backends.queue.depth().await.unwrap();
     assert_eq!((depth.visible, depth.in_flight), (1, 0), "visible again at once, not after the lease");
-    assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
+    assert!(rig.outputs().is_empty(), "nothing published: {:?}", rig.outputs());
 }
 
 async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives(db: Db) {
@@ -224,7 +224,7 @@ async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lett
     let video = rig.video(id).await;
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));
     assert_eq!(video.attempts, MAX_ATTEMPTS as i32);
-    assert!(!rig.backends.blobs.exists(&BlobKey::new(format!("processed/{id}.mp4")).unwrap()).await.unwrap());
+    assert!(rig.outputs().is_empty(), "nothing published: {:?}", rig.outputs());
 }
 
 async fn a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_when_idle(db: Db) {
