@@ -57,9 +57,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub backends: Backends,
-    pub tokens: Tokens,
+    /// Shared, like every field of substance: the state is cloned for each request that
+    /// extracts it, and the token checker holds keys and a validation set.
+    pub tokens: Arc<Tokens>,
     /// Verifies the folder backend's `/files/...` URLs.
-    pub signer: UrlSigner,
+    pub signer: Arc<UrlSigner>,
     pub max_upload_bytes: u64,
     pub metrics: Arc<Metrics>,
     /// One-second cache of the public read routes.
@@ -76,7 +78,7 @@ pub struct AppState {
     /// Connection limits and load shedding.
     pub server: ServerOptions,
     /// `ANB_METRICS_TOKEN`: the bearer `/metrics` requires, if any.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// When a `processing` row counts as stuck, for workers with a lease window of `visibility`:
@@ -122,8 +124,8 @@ impl AppState {
     pub fn new(backends: Backends, signer: UrlSigner, options: &WebOptions) -> Self {
         AppState {
             backends,
-            tokens: Tokens::new(&anb_core::keys::token_key(&options.secret_key)),
-            signer,
+            tokens: Arc::new(Tokens::new(&anb_core::keys::token_key(&options.secret_key))),
+            signer: Arc::new(signer),
             max_upload_bytes: options.max_upload_bytes,
             metrics: Arc::default(),
             public_cache: Arc::default(),
@@ -132,7 +134,7 @@ impl AppState {
             passwords: Arc::new(Passwords::new(options.password_hash_concurrency)),
             throttle: Arc::new(Throttle::new(options.throttle)),
             server: options.server,
-            metrics_token: options.metrics_token.clone(),
+            metrics_token: options.metrics_token.as_deref().map(Arc::from),
         }
     }
 }
