@@ -39,6 +39,7 @@ use anb_core::blob::UrlSigner;
 
 pub use auth::Tokens;
 pub use metrics::Metrics;
+pub use microcache::MicroCache;
 pub use openapi::ApiDoc;
 pub use passwords::{available_memory, default_concurrency as default_password_hash_concurrency, Passwords};
 pub use server::ServerOptions;

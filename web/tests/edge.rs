@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anb_core::db::Db;
 use anb_core::model::StartOutcome;
-use anb_web::Passwords;
+use anb_web::{MicroCache, Passwords};
 use serde_json::{json, Value};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,6 +29,7 @@ anb_core::on_both_databases!(
     excess_requests_are_shed_with_503_and_health_still_answers,
     an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing,
     readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_token,
+    the_public_cache_holds_a_bounded_number_of_bytes_whatever_the_queries,
 );
 
 fn signup(email: &str) -> Value {
@@ -420,4 +421,20 @@ async fn readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_tok
     let right = app.http.get(app.url("/metrics")).bearer_auth("scraper-token-0123456789").send().await.unwrap();
     assert_eq!(right.status(), 200);
     assert!(right.text().await.unwrap().contains("anb_http_requests_total"));
+}
+
+async fn the_public_cache_holds_a_bounded_number_of_bytes_whatever_the_queries(db: Db) {
+    let budget = 32 << 10;
+    let app = App::start_with(db, Storage::Folder, |_| {}, |s| s.public_cache = Arc::new(MicroCache::with_max_bytes(budget))).await;
+    // 400 distinct long cities (each key about 130 bytes, each answer about 70): several times
+    // the budget.
+    for i in 0..400 {
+        let city = format!("{i:04}{}", "c".repeat(96));
+        assert_eq!(app.get(&format!("/api/public/rankings?city={city}"), None).await.0, 200);
+    }
+    let held = app.state.public_cache.weighed_bytes();
+    assert!(held <= budget, "{held} bytes held with a budget of {budget}");
+    assert!(held > budget / 4, "it still caches: {held}");
+    // One key for every spelling of a city.
+    assert_eq!(app.get("/api/public/rankings?city=%20CaLi%20", None).await.1, app.get("/api/public/rankings?city=cali", None).await.1);
 }
