@@ -309,18 +309,11 @@ async fn a_stalled_upload_body_ends_with_408_and_stores_nothing(db: Db) {
     let answer = String::from_utf8_lossy(&seen);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     drop(second);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.upload(&token, mp4_bytes(1000), Some("after")).await.0 != 201 {
-        assert!(Instant::now() < deadline, "the upload places were not given back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mine = app.get("/api/videos", Some(&token)).await.1;
+    let (app, token) = (&app, &token);
+    assert!(settles(|| async move { app.upload(token, mp4_bytes(1000), Some("after")).await.0 == 201 }).await, "the upload places were given back");
+    let mine = app.get("/api/videos", Some(token)).await.1;
     assert_eq!(mine.as_array().unwrap().len(), 1, "only the upload that finished is recorded: {mine}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.files_in_blob_dir() != 1 {
-        assert!(Instant::now() < deadline, "the partial upload was not removed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(settles(|| async move { app.files_in_blob_dir() == 1 }).await, "the partial upload was removed");
 }
 
 async fn excess_requests_are_shed_with_503_and_health_still_answers(db: Db) {
@@ -341,11 +334,8 @@ async fn excess_requests_are_shed_with_503_and_health_still_answers(db: Db) {
     assert!(response.json::<Value>().await.unwrap()["detail"].is_string());
     assert_eq!(app.get("/health", None).await.0, 200, "the health check is never shed");
     drop(holders);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.get("/api/public/videos", None).await.0 != 200 {
-        assert!(Instant::now() < deadline, "the places were not given back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let app = &app;
+    assert!(settles(|| async move { app.get("/api/public/videos", None).await.0 == 200 }).await, "the places were given back");
 }
 
 async fn an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing(db: Db) {
@@ -373,16 +363,11 @@ async fn an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing(
     stream.write_all(&mp4_bytes(40_000)).await.unwrap();
     drop(stream);
     let cut_id = cut["video_id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (status, body) = app.post_json(&format!("/api/videos/{cut_id}/complete"), &json!({}), Some(&token)).await;
-        assert_eq!(status, 400, "{body}");
-        if app.files_in_blob_dir() == 1 {
-            break; // only the first upload's file: the cut-off one left no temporary file either
-        }
-        assert!(Instant::now() < deadline, "a partial file stayed behind");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Only the first upload's file stays: the cut-off one leaves no temporary file either.
+    let app = &app;
+    assert!(settles(|| async move { app.files_in_blob_dir() == 1 }).await, "no partial file stayed behind");
+    let (status, body) = app.post_json(&format!("/api/videos/{cut_id}/complete"), &json!({}), Some(&token)).await;
+    assert_eq!(status, 400, "nothing that looks uploaded: {body}");
 }
 
 /// On S3 the link is S3's own: S3 refuses a second PUT (412) through `If-None-Match: *`.

@@ -138,6 +138,23 @@ impl App {
     }
 }
 
+/// Check `holds` up to 100 times, 50 ms apart, and say whether it came to hold: work that
+/// finishes after a response (a temporary file removed, a slot given back) is polled for its
+/// outcome, never timed.
+pub async fn settles<F, Fut>(mut holds: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if holds().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// A direct upload's announcement (`POST /api/videos/uploads`).
 pub async fn announce(app: &App, token: &str, size: usize, title: &str) -> Value {
     let (status, body) = app
