@@ -110,3 +110,56 @@ fn anb_migrate_applies_and_invalid_settings_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ANB_DATABASE_URL"));
 }
+
+/// A TCP forwarder from `listener` to `target`, one thread pair per connection.
+fn forward(listener: std::net::TcpListener, target: String) {
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else { continue };
+            for (mut from, mut to) in [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn anb_web_waits_for_a_database_that_is_not_up_yet() {
+    let (_, url) = tokio::runtime::Runtime::new().unwrap().block_on(anb_core::testing::postgres());
+    // The same database behind a port where nothing listens yet.
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (real_address, database) = rest.split_once('/').unwrap();
+    let db_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = embedded_env(dir.path(), port);
+    env[1].1 = format!("{scheme_user}@127.0.0.1:{db_port}/{database}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anb"))
+        .arg("web")
+        .envs(env)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "anb web waits instead of exiting");
+    assert_eq!(get_status(port, "/health"), None, "not serving before its database answers");
+    // The database comes up.
+    forward(std::net::TcpListener::bind(("127.0.0.1", db_port)).unwrap(), real_address.to_string());
+    let mut up = false;
+    for _ in 0..300 {
+        if get_status(port, "/health") == Some(200) {
+            up = true;
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "anb web exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "anb web came up once the database did");
+}
