@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
+use anb_pipeline::InputLimits;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,13 +31,23 @@ pub fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    // The web publishes the limits of the pipeline the workers run (the same file and
+    // variables), read without building the pipeline.
+    let explicit = Some(&settings.pipeline).filter(|p| p.exists()).map(|p| p.as_path());
+    let limits = match crate::pipeline_file::input_limits(explicit) {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(serve_web(settings, secret))
+    rt.block_on(serve_web(settings, secret, limits))
 }
 
-pub async fn serve_web(settings: anb_core::Settings, secret: String) -> anyhow::Result<ExitCode> {
+pub async fn serve_web(settings: anb_core::Settings, secret: String, limits: InputLimits) -> anyhow::Result<ExitCode> {
     let backends = Backends::connect(&settings, link_signer(&settings, &secret)).await?;
-    serve_web_with(&settings, secret, backends, None, shutdown_signal()).await
+    serve_web_with(&settings, secret, backends, None, limits, shutdown_signal()).await
 }
 
 /// Serve the API over `backends` until `shutdown`; `worker_metrics` joins `/metrics` when the
@@ -46,10 +57,11 @@ pub async fn serve_web_with(
     secret: String,
     backends: Backends,
     worker_metrics: Option<Arc<WorkerMetrics>>,
+    input_limits: InputLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
     let signer = link_signer(settings, &secret);
-    let options = WebOptions::from_settings(settings, secret);
+    let options = WebOptions { input_limits, ..WebOptions::from_settings(settings, secret) };
     let mut state = AppState::new(backends, signer, &options);
     state.stuck_after = anb_web::stuck_after(Duration::from_secs(settings.visibility_timeout_secs));
     if let Some(metrics) = worker_metrics {

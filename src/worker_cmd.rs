@@ -107,6 +107,7 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
+    let loaded_limits = loaded.pipeline.input_limits();
     runtime()?.block_on(async {
         let backends = connect(&settings, &secret, &loaded).await?;
         let metrics = Arc::new(WorkerMetrics::new());
@@ -120,7 +121,8 @@ pub fn run_serve() -> anyhow::Result<ExitCode> {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let web = crate::web::serve_web_with(&settings, secret, backends, Some(metrics), stopped(stop_rx.clone()));
+        let limits = loaded_limits.clone();
+        let web = crate::web::serve_web_with(&settings, secret, backends, Some(metrics), limits, stopped(stop_rx.clone()));
         let work = worker.run(stopped(stop_rx));
         let (web, summary) = tokio::join!(web, work);
         tracing::info!(jobs = summary.outcomes.len(), "worker stopped");

@@ -129,6 +129,47 @@ pub fn load(
     Ok(Pipeline::new(stages.into_iter().map(|(_, s)| s).collect()))
 }
 
+/// The media limits of a pipeline file, read without building it: only the input stage's
+/// table is loaded and checked (with its environment overrides), so a process that publishes the
+/// limits (the web) needs neither GStreamer nor the stages' assets. The defaults when the file
+/// has no input stage.
+pub fn input_limits(
+    text: &str,
+    source_name: &str,
+    registry: &Registry,
+    overrides: &[Override],
+) -> Result<anb_media::InputLimits, ConfigError> {
+    let fail = |problems| ConfigError { source_name: source_name.to_owned(), problems };
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
+    let Some(toml::Value::Array(items)) = doc.get("stage") else { return Ok(Default::default()) };
+    for (index, item) in items.iter().enumerate() {
+        let Some(mut table) = item.as_table().cloned() else { continue };
+        let Some(toml::Value::String(type_name)) = table.remove("type") else { continue };
+        for o in overrides.iter().filter(|o| o.stage_type == type_name) {
+            table.insert(o.field.clone(), o.value.clone());
+        }
+        let at = |problems: Vec<Problem>| fail(problems.into_iter().map(|p| p.at(index, &type_name)).collect());
+        match registry.load(&type_name, table) {
+            Some(Ok(stage)) if stage.role() == Role::Input => {
+                let problems = stage.validate();
+                if !problems.is_empty() {
+                    return Err(at(problems));
+                }
+                return Ok(stage.input_limits().unwrap_or_default());
+            }
+            Some(Err(problems)) if registry_role(registry, &type_name) == Some(Role::Input) => return Err(at(problems)),
+            _ => {}
+        }
+    }
+    Ok(Default::default())
+}
+
+/// The role of a registered stage type, from its defaults (every stage loads from an empty
+/// table or says which fields it needs).
+fn registry_role(registry: &Registry, type_name: &str) -> Option<Role> {
+    registry.load(type_name, toml::Table::new())?.ok().map(|s| s.role())
+}
+
 /// Order rules: input first, output last, exactly one encode, no filter after encode, one window.
 fn order_problems(stages: &[(usize, LoadedStage)]) -> Vec<Problem> {
     let mut problems = Vec::new();

@@ -76,20 +76,6 @@ pub(crate) fn appsrc(source: Arc<dyn ByteSource>, shared: Arc<Shared>) -> Result
     Ok(appsrc)
 }
 
-/// Recognise the common containers from their first bytes. Given these as its `sink-caps`,
-/// decodebin skips typefinding, whose scanners otherwise read up to half a megabyte of input.
-pub(crate) fn sniff(source: &dyn ByteSource) -> Option<gst::Caps> {
-    let head = source.read_at(0, 12).ok()?;
-    let media = if head.len() >= 8 && &head[4..8] == b"ftyp" {
-        "video/quicktime"
-    } else if head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
-        "video/x-matroska"
-    } else {
-        return None;
-    };
-    Some(gst::Caps::new_empty_simple(media))
-}
-
 /// An `appsink` that hands every output buffer to the sink, in order. Blocking in `write` is the
 /// backpressure: the muxer waits while the sink is slow.
 pub(crate) fn appsink(sink: Box<dyn ByteSink>, shared: Arc<Shared>) -> gst_app::AppSink {

@@ -10,8 +10,14 @@ use std::fmt;
 pub enum ErrorCode {
     /// The input is not a decodable video: unknown container, no video stream, truncated, corrupt.
     InvalidInput,
-    /// The input is a video, but in a format this installation cannot decode.
+    /// The input is a video, but in a container or codec off the allow-list, or one this
+    /// installation cannot decode.
     UnsupportedInput,
+    /// The input asks more than a media limit allows (picture size, frame or pixel rate,
+    /// streams, duration, samples); the message names the limit and the value found.
+    InputTooLarge,
+    /// The run went past its wall-clock budget (the limits' `timeout_*`).
+    JobTimeout,
     /// The pipeline made no progress for the stall timeout.
     PipelineStalled,
     /// Reading the input failed (storage error, not a property of the bytes).
@@ -31,6 +37,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidInput => "invalid-input",
             ErrorCode::UnsupportedInput => "unsupported-input",
+            ErrorCode::InputTooLarge => "input-too-large",
+            ErrorCode::JobTimeout => "job-timeout",
             ErrorCode::PipelineStalled => "pipeline-stalled",
             ErrorCode::SourceFailed => "source-failed",
             ErrorCode::SinkFailed => "sink-failed",
@@ -44,13 +52,21 @@ impl ErrorCode {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            ErrorCode::InvalidInput | ErrorCode::UnsupportedInput | ErrorCode::InvalidPipeline
+            ErrorCode::InvalidInput
+                | ErrorCode::UnsupportedInput
+                | ErrorCode::InputTooLarge
+                | ErrorCode::JobTimeout
+                | ErrorCode::InvalidPipeline
         )
     }
 
-    /// Whether the uploader (rather than the platform) is at fault.
+    /// Whether the uploader (rather than the platform) is at fault. A run over its time budget
+    /// is: the budget grows with the work the file asks for, at many times the measured speed.
     pub fn is_client_fault(self) -> bool {
-        matches!(self, ErrorCode::InvalidInput | ErrorCode::UnsupportedInput)
+        matches!(
+            self,
+            ErrorCode::InvalidInput | ErrorCode::UnsupportedInput | ErrorCode::InputTooLarge | ErrorCode::JobTimeout
+        )
     }
 }
 
@@ -165,6 +181,17 @@ impl PipelineError {
     }
 }
 
+impl From<anb_media::Refusal> for PipelineError {
+    fn from(refusal: anb_media::Refusal) -> Self {
+        let code = match refusal.kind {
+            anb_media::RefusalKind::TooLarge => ErrorCode::InputTooLarge,
+            anb_media::RefusalKind::Unsupported => ErrorCode::UnsupportedInput,
+            anb_media::RefusalKind::Invalid => ErrorCode::InvalidInput,
+        };
+        PipelineError::new(code, refusal.message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +203,11 @@ mod tests {
         assert!(ErrorCode::InvalidInput.is_permanent());
         assert!(!ErrorCode::SourceFailed.is_permanent());
         assert!(!ErrorCode::PipelineStalled.is_client_fault());
+        assert_eq!(ErrorCode::InputTooLarge.as_str(), "input-too-large");
+        assert_eq!(ErrorCode::JobTimeout.as_str(), "job-timeout");
+        for code in [ErrorCode::InputTooLarge, ErrorCode::JobTimeout] {
+            assert!(code.is_permanent() && code.is_client_fault(), "{code} is never retried");
+        }
     }
 
     #[test]

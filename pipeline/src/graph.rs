@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use gst::prelude::*;
 
+use crate::admission::{self, Admitted};
 use crate::branch::{self, BranchKind};
 use crate::elements::{make, make_with};
 use crate::error::{ErrorCode, PipelineError};
@@ -34,15 +35,16 @@ pub(crate) fn build(
     source: Arc<dyn ByteSource>,
     sink: Box<dyn ByteSink>,
     ctx: &BuildContext,
+    admitted: &Admitted,
 ) -> Result<Graph, PipelineError> {
     let shared = Arc::new(Shared::default());
+    if let Some(rate) = admitted.pixel_rate() {
+        shared.set_pixel_rate(rate);
+    }
     let pipeline = gst::Pipeline::with_name("anb");
-    let container = endpoints::sniff(source.as_ref());
     let appsrc = endpoints::appsrc(source, shared.clone())?;
     let decodebin = make("decodebin")?;
-    if let Some(caps) = container {
-        decodebin.set_property("sink-caps", &caps);
-    }
+    decodebin.set_property("sink-caps", admission::container_caps(admitted.container));
     // An aggregator with no latency holds one buffer per pad: each encoder push then waits for
     // the muxer's thread to take it, two thread switches per packet. A second of room per pad
     // (a few hundred KiB of encoded data) lets the branches run on; the file is the same, since a
@@ -60,7 +62,9 @@ pub(crate) fn build(
     // libavcodec's own rule (CPUs + 1 frame threads), applied to the CPU quota.
     let threads = if ctx.threads > 1 { ctx.threads + 1 } else { 1 }.to_string();
     let window = plan.window();
+    let limits = plan.input_limits();
     let demuxer_shared = shared.clone();
+    let demuxer_limits = limits.clone();
     decodebin.connect("deep-element-added", false, move |args| {
         let Ok(element) = args[2].get::<gst::Element>() else { return None };
         // Decoders pick their own thread counts from the host's CPUs, ignoring cgroup quotas.
@@ -69,11 +73,30 @@ pub(crate) fn build(
         }
         if is_demuxer(&element) {
             demuxer_shared.demuxer.lock().unwrap().get_or_insert_with(|| element.downgrade());
+            // Connected before decodebin's own handler, so a stream is counted and checked
+            // before anything is plugged for it.
+            let (shared, limits) = (demuxer_shared.clone(), demuxer_limits.clone());
+            element.connect_pad_added(move |demuxer, pad| {
+                if let Err(refusal) = check_demuxer_stream(pad, &limits, &shared) {
+                    let message = refusal.message.clone();
+                    shared.refuse(refusal.into());
+                    gst::element_error!(demuxer, gst::StreamError::Format, ["{}", message]);
+                }
+            });
             if let Some(w) = window {
                 element.connect_pad_added(move |_, pad| window::install_coarse(pad, w));
             }
         }
         None
+    });
+
+    // The codec allow-list, and the limits a parser's caps speak to, before each element is
+    // plugged: returning `false` stops decodebin from plugging anything for that stream.
+    let plug_shared = shared.clone();
+    decodebin.connect("autoplug-continue", false, move |args| {
+        let dbin = args[0].get::<gst::Element>().ok()?;
+        let caps = args[2].get::<gst::Caps>().ok()?;
+        Some(may_plug(&dbin, &caps, &limits, &plug_shared).to_value())
     });
 
     let unknown_shared = shared.clone();
@@ -125,6 +148,9 @@ fn on_pad_added(
     shared: &Arc<Shared>,
     ctx: &BuildContext,
 ) -> Result<(), PipelineError> {
+    if shared.refused.load(Ordering::SeqCst) {
+        return Ok(()); // the run is stopping; link nothing more
+    }
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let media = caps.structure(0).map(|s| s.name().to_string()).unwrap_or_default();
     if shared.input_duration_ns.load(Ordering::SeqCst) == 0 {
@@ -164,9 +190,65 @@ fn on_pad_added(
             window::track_position(&tail_pad, shared.clone());
         }
     }
+    if kind == Some(BranchKind::Video) {
+        admission::guard_decoded_video(pad, plan.input_limits(), shared.clone());
+    }
     let head_pad = head.static_pad("sink").expect("a branch head has a sink pad");
     pad.link(&head_pad)
         .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("linking a decoded {media} stream: {e}")))?;
+    Ok(())
+}
+
+/// What `autoplug-continue` answers for `caps`: plug on for accepted containers, codecs and raw
+/// media within the limits; refuse the file for a picture or sound codec off the list or caps
+/// past a limit; leave anything else (subtitles, metadata) unplugged and unused.
+fn may_plug(dbin: &gst::Element, caps: &gst::Caps, limits: &anb_media::InputLimits, shared: &Shared) -> bool {
+    use anb_media::codecs::{self, classify_caps, CapsVerdict};
+    if shared.refused.load(Ordering::SeqCst) {
+        return false;
+    }
+    let Some(s) = caps.structure(0) else { return false };
+    let verdict = match classify_caps(s.name()) {
+        CapsVerdict::Plug => admission::check_caps(s, limits).map(|rate| {
+            if let Some(rate) = rate {
+                shared.set_pixel_rate(rate);
+            }
+        }),
+        CapsVerdict::Leave => return false,
+        CapsVerdict::RefuseVideo => Err(anb_media::Refusal::unsupported(
+            "video_codecs",
+            s.name(),
+            format!("the video codec {} is not accepted (video_codecs: {})", s.name(), codecs::VIDEO.join(", ")),
+        )),
+        CapsVerdict::RefuseAudio => Err(anb_media::Refusal::unsupported(
+            "audio_codecs",
+            s.name(),
+            format!("the audio codec {} is not accepted (audio_codecs: {})", s.name(), codecs::AUDIO.join(", ")),
+        )),
+    };
+    match verdict {
+        Ok(()) => true,
+        Err(refusal) => {
+            let message = refusal.message.clone();
+            shared.refuse(refusal.into());
+            gst::element_error!(dbin, gst::StreamError::Format, ["{}", message]);
+            false
+        }
+    }
+}
+
+/// A stream the demuxer exposes: count it against `max_streams` and check the duration the
+/// demuxer knows.
+fn check_demuxer_stream(pad: &gst::Pad, limits: &anb_media::InputLimits, shared: &Shared) -> Result<(), anb_media::Refusal> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let name = caps.structure(0).map(|s| s.name().as_str().to_owned()).unwrap_or_default();
+    if name.starts_with("video/") || name.starts_with("audio/") || name.starts_with("image/") {
+        let streams = shared.media_streams.fetch_add(1, Ordering::SeqCst) + 1;
+        limits.check_streams(streams as usize)?;
+    }
+    if let Some(duration) = pad.query_duration::<gst::ClockTime>() {
+        limits.check_duration(std::time::Duration::from_nanos(duration.nseconds()))?;
+    }
     Ok(())
 }
 

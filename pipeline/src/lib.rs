@@ -4,6 +4,7 @@
 //! Stages (in `anb-stages`) contribute elements; this crate owns decoding, routing, queues,
 //! muxing, trimming, progress, cancellation, the stall watchdog and error reporting.
 
+mod admission;
 mod branch;
 pub mod config;
 pub mod elements;
@@ -20,7 +21,8 @@ mod window;
 
 use std::sync::Arc;
 
-pub use config::{overrides_from, LoadedStage, Override};
+pub use anb_media::{InputLimits, Refusal};
+pub use config::{input_limits, overrides_from, LoadedStage, Override};
 pub use error::{ConfigError, ErrorCode, PipelineError, Problem};
 pub use io::{ByteSink, ByteSource, FileSink, FileSource};
 pub use registry::Registry;
@@ -91,6 +93,11 @@ impl Pipeline {
 
     pub fn source_options(&self) -> SourceOptions {
         self.stages.iter().find_map(|s| s.stage.source_options()).unwrap_or_default()
+    }
+
+    /// The media limits every input of this pipeline is checked against.
+    pub fn input_limits(&self) -> anb_media::InputLimits {
+        self.stages.iter().find_map(|s| s.stage.input_limits()).unwrap_or_default()
     }
 
     pub fn sink_options(&self) -> SinkOptions {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use crate::admission;
 use crate::error::{ErrorCode, PipelineError};
 use crate::graph::{self, Graph};
 use crate::io::{ByteSink, ByteSource};
@@ -113,11 +114,22 @@ pub(crate) fn run_blocking(
         return Err(PipelineError::new(ErrorCode::InvalidInput, "the file is empty"));
     }
     let expected_window = plan.window();
-    let Graph { pipeline, shared } = graph::build(plan, source, sink, &opts.ctx)?;
+    let limits = plan.input_limits();
+    let admitted = match admission::admit(source.as_ref(), &limits) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            if let Err(e) = sink.abort() {
+                tracing::warn!(error = %e, "Could not discard an output never written");
+            }
+            return Err(refusal);
+        }
+    };
+    let Graph { pipeline, shared } = graph::build(plan, source, sink, &opts.ctx, &admitted)?;
     let span = tracing::debug_span!("pipeline_run", input_size);
     let _enter = span.enter();
 
-    let outcome = drive(&pipeline, &shared, &mut opts, expected_window);
+    let budget = Budget { started, limits: &limits, window: expected_window };
+    let outcome = drive(&pipeline, &shared, &mut opts, expected_window, &budget);
     let torn_down = teardown(pipeline);
     let sink = if torn_down { shared.sink.lock().unwrap().take() } else { shared.sink.try_lock().ok().and_then(|mut s| s.take()) };
     let progress = snapshot(&shared, expected_window);
@@ -154,11 +166,52 @@ pub(crate) fn run_blocking(
     }
 }
 
+/// The wall-clock budget of a run, from the limits and what is known of the input so far.
+struct Budget<'a> {
+    started: Instant,
+    limits: &'a anb_media::InputLimits,
+    window: Option<crate::stage::Window>,
+}
+
+impl Budget<'_> {
+    /// The output this run will write: the window cut to the input, the window alone while the
+    /// input's duration is unknown, the input when there is no window.
+    fn expected_output(&self, shared: &Shared) -> Duration {
+        let input = shared.input_duration();
+        let window = self.window.and_then(|w| w.max_duration);
+        match (input, window) {
+            (Some(i), Some(w)) => i.min(w),
+            (Some(i), None) => i,
+            (None, Some(w)) => w,
+            (None, None) => Duration::from_secs(self.limits.max_duration_secs as u64),
+        }
+    }
+
+    fn check(&self, shared: &Shared) -> Result<(), PipelineError> {
+        let output = self.expected_output(shared);
+        let allowed = self.limits.timeout(output, shared.pixel_rate());
+        if self.started.elapsed() <= allowed {
+            return Ok(());
+        }
+        Err(PipelineError::new(
+            ErrorCode::JobTimeout,
+            format!(
+                "the run passed its time budget of {:.0} s (timeout_base_secs = {} plus timeout_secs_per_output_sec = {} for each of {:.1} s of output, scaled by the pixel rate)",
+                allowed.as_secs_f64(),
+                self.limits.timeout_base_secs,
+                self.limits.timeout_secs_per_output_sec,
+                output.as_secs_f64()
+            ),
+        ))
+    }
+}
+
 fn drive(
     pipeline: &gst::Pipeline,
     shared: &Shared,
     opts: &mut RunOptions,
     window: Option<crate::stage::Window>,
+    budget: &Budget,
 ) -> Result<(), PipelineError> {
     let bus = pipeline.bus().expect("a pipeline has a bus");
     if pipeline.set_state(gst::State::Playing).is_err() {
@@ -186,6 +239,10 @@ fn drive(
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::new(ErrorCode::Cancelled, "the run was cancelled"));
         }
+        if shared.refused.load(Ordering::SeqCst) {
+            return Err(shared.take_failure().unwrap_or_else(|| PipelineError::new(ErrorCode::Internal, "the input was refused")));
+        }
+        budget.check(shared)?;
         if !shared.demuxer_gave_up() {
             demuxer_stopped_since = None;
         } else if demuxer_stopped_since.get_or_insert_with(Instant::now).elapsed() >= SILENT_DEMUXER_GRACE {

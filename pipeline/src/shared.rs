@@ -1,6 +1,6 @@
 //! State shared between GStreamer's streaming threads and the runner.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,6 +21,13 @@ pub(crate) struct Shared {
     pub read_past_end: AtomicBool,
     /// A video stream was found that no installed decoder handles.
     pub undecodable_video: AtomicBool,
+    /// A media limit or the allow-list refused the input while the graph ran; the failure holds
+    /// the refusal. The runner stops at its next tick, whether or not an error reaches the bus.
+    pub refused: AtomicBool,
+    /// Video and audio streams the demuxer has exposed.
+    pub media_streams: AtomicU32,
+    /// Pixels a second of the video stream (`f64` bits), once known; 0 while unknown.
+    pub pixel_rate_bits: AtomicU64,
     /// The demuxer reading the input, once decodebin has plugged it.
     pub demuxer: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
     /// The first failure a callback saw; it explains the bus error that follows.
@@ -34,6 +41,25 @@ impl Shared {
         let mut slot = self.failure.lock().unwrap();
         if slot.is_none() {
             *slot = Some(error);
+        }
+    }
+
+    /// Record a refusal of the input and make the runner stop.
+    pub fn refuse(&self, error: PipelineError) {
+        self.fail(error);
+        self.refused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn pixel_rate(&self) -> Option<f64> {
+        match self.pixel_rate_bits.load(Ordering::Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+
+    pub fn set_pixel_rate(&self, rate: f64) {
+        if rate > 0.0 {
+            self.pixel_rate_bits.store(rate.to_bits(), Ordering::Relaxed);
         }
     }
 

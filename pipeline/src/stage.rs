@@ -123,4 +123,9 @@ pub trait Stage: fmt::Debug + Send + Sync {
     fn sink_options(&self) -> Option<SinkOptions> {
         None
     }
+
+    /// What input the run admits (the input stage's `limits`).
+    fn input_limits(&self) -> Option<anb_media::InputLimits> {
+        None
+    }
 }

@@ -1,7 +1,7 @@
 //! `download` and `upload`: options for the input and output endpoints. The job supplies the
 //! locations (a path or an object key); these say how to move the bytes.
 
-use anb_pipeline::{Problem, Role, SinkOptions, SourceOptions, Stage};
+use anb_pipeline::{InputLimits, Problem, Role, SinkOptions, SourceOptions, Stage};
 use serde::{Deserialize, Serialize};
 
 fn default_block_size_kib() -> u32 {
@@ -18,7 +18,9 @@ fn default_part_size_mib() -> u32 {
 }
 
 /// Reading the input: ranged reads of `block_size_kib`, `cache_blocks` kept, `read_ahead_blocks`
-/// fetched ahead of sequential reads. Local files ignore what does not apply.
+/// fetched ahead of sequential reads. Local files ignore what does not apply. `limits` (a
+/// `[stage.limits]` table) are the media limits every input is checked against before and while
+/// it is decoded; a pipeline without a `download` stage uses their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Download {
@@ -31,6 +33,9 @@ pub struct Download {
     /// Blocks kept in memory (1 to 64). Default 8.
     #[serde(default = "default_cache_blocks")]
     pub cache_blocks: u32,
+    /// Media limits (see `anb_media::InputLimits` for each field and its default).
+    #[serde(default)]
+    pub limits: InputLimits,
 }
 
 impl Stage for Download {
@@ -43,10 +48,24 @@ impl Stage for Download {
             Problem::out_of_range("block_size_kib", self.block_size_kib, 64..=16384),
             Problem::out_of_range("read_ahead_blocks", self.read_ahead_blocks, 0..=16),
             Problem::out_of_range("cache_blocks", self.cache_blocks, 1..=64),
+            Problem::out_of_range("limits.max_width", self.limits.max_width, 16..=65535),
+            Problem::out_of_range("limits.max_height", self.limits.max_height, 16..=65535),
+            Problem::out_of_range("limits.max_pixels", self.limits.max_pixels, 256..=1 << 30),
+            Problem::out_of_range("limits.max_fps", self.limits.max_fps, 1..=10_000),
+            Problem::out_of_range("limits.max_pixel_rate", self.limits.max_pixel_rate, 1..=1 << 40),
+            Problem::out_of_range("limits.max_streams", self.limits.max_streams, 1..=64),
+            Problem::out_of_range("limits.max_duration_secs", self.limits.max_duration_secs, 1..=86_400),
+            Problem::out_of_range("limits.max_frames", self.limits.max_frames, 1..=10_000_000),
+            Problem::out_of_range("limits.timeout_base_secs", self.limits.timeout_base_secs, 1..=86_400),
+            Problem::out_of_range("limits.timeout_secs_per_output_sec", self.limits.timeout_secs_per_output_sec, 0..=3600),
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    fn input_limits(&self) -> Option<InputLimits> {
+        Some(self.limits.clone())
     }
 
     fn source_options(&self) -> Option<SourceOptions> {
@@ -89,7 +108,8 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Download { block_size_kib: 512, read_ahead_blocks: 1, cache_blocks: 4 });
+        let limits = InputLimits { max_width: 1920, max_fps: 60, ..InputLimits::default() };
+        assert_round_trip(&Download { block_size_kib: 512, read_ahead_blocks: 1, cache_blocks: 4, limits });
         assert_round_trip(&Upload { part_size_mib: 16 });
         assert_rejects_unknown_field::<Download>("block_size = 1");
         assert_rejects_unknown_field::<Upload>("part_size = 1");
@@ -97,9 +117,29 @@ mod tests {
 
     #[test]
     fn out_of_range_options_are_rejected_and_valid_ones_reach_the_job() {
-        assert_eq!(Download { block_size_kib: 1, read_ahead_blocks: 99, cache_blocks: 0 }.validate().len(), 3);
+        let limits = InputLimits { max_streams: 0, ..InputLimits::default() };
+        assert_eq!(Download { block_size_kib: 1, read_ahead_blocks: 99, cache_blocks: 0, limits }.validate().len(), 4);
+        let down: Download = toml::from_str("[limits]\nmax_width = 1920").unwrap();
+        assert_eq!(down.input_limits().unwrap().max_width, 1920);
+        assert_eq!(down.input_limits().unwrap().max_height, InputLimits::default().max_height, "unset limits keep their defaults");
         assert_eq!(Upload { part_size_mib: 1 }.validate().len(), 1);
         let up: Upload = toml::from_str("part_size_mib = 32").unwrap();
         assert_eq!(up.sink_options(), Some(SinkOptions { part_size_mib: 32 }));
+    }
+
+    #[test]
+    fn the_limits_of_a_pipeline_file_are_read_without_building_it() {
+        let registry = crate::registry();
+        // The watermark's image does not exist: building would fail, reading the limits does not.
+        let text = "[[stage]]\ntype = \"download\"\n[stage.limits]\nmax_fps = 120\n\n\
+                    [[stage]]\ntype = \"watermark\"\nimage = { path = \"missing.png\" }\n";
+        let limits = anb_pipeline::input_limits(text, "t.toml", &registry, &[]).unwrap();
+        assert_eq!((limits.max_fps, limits.max_width), (120, InputLimits::default().max_width));
+        let overrides = anb_pipeline::overrides_from([("ANB_STAGE_DOWNLOAD_LIMITS".to_owned(), "{ max_fps = 60 }".to_owned())]);
+        assert_eq!(anb_pipeline::input_limits(text, "t.toml", &registry, &overrides).unwrap().max_fps, 60);
+        let none = anb_pipeline::input_limits("[[stage]]\ntype = \"encode\"\n", "t.toml", &registry, &[]).unwrap();
+        assert_eq!(none, InputLimits::default(), "no input stage: the defaults");
+        let bad = anb_pipeline::input_limits("[[stage]]\ntype = \"download\"\n[stage.limits]\nmax_streams = 0\n", "t.toml", &registry, &[]);
+        assert!(bad.unwrap_err().to_string().contains("limits.max_streams"));
     }
 }

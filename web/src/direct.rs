@@ -30,7 +30,7 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(3600);
 
 /// Extensions kept from the client's file name in the object key (cosmetic: the worker reads
 /// the container from the bytes).
-const KNOWN_EXTENSIONS: [&str; 10] = ["mp4", "m4v", "mov", "webm", "mkv", "avi", "ts", "mpg", "flv", "3gp"];
+const KNOWN_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mov", "webm", "mkv", "3gp"];
 
 /// A file about to be uploaded.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -163,8 +163,8 @@ pub async fn complete(
         return refuse(too_large(state.max_upload_bytes)).await;
     }
     let head = reader.read_at(0, SNIFF_LEN).await?;
-    if video_container(&head).is_none() {
-        return refuse(ApiError::bad_request("The file is not a video (unrecognised container)")).await;
+    if let Err(refusal) = video_container(&head) {
+        return refuse(refusal).await;
     }
     let size = size as i64;
     if !state.backends.store.confirm_upload(video.id, size).await? {

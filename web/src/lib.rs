@@ -8,6 +8,7 @@ mod error;
 mod fields;
 mod files;
 mod json;
+mod limits;
 mod metrics;
 mod microcache;
 mod openapi;
@@ -39,6 +40,7 @@ use anb_core::blob::UrlSigner;
 
 pub use auth::Tokens;
 pub use metrics::Metrics;
+pub use limits::UploadLimits;
 pub use microcache::MicroCache;
 pub use openapi::ApiDoc;
 pub use passwords::{available_memory, default_concurrency as default_password_hash_concurrency, Passwords};
@@ -64,6 +66,8 @@ pub struct AppState {
     /// Verifies the folder backend's `/files/...` URLs.
     pub signer: Arc<UrlSigner>,
     pub max_upload_bytes: u64,
+    /// What `GET /api/upload-limits` publishes.
+    pub upload_limits: Arc<UploadLimits>,
     pub metrics: Arc<Metrics>,
     /// One-second cache of the public read routes.
     pub public_cache: Arc<microcache::MicroCache>,
@@ -101,6 +105,8 @@ pub struct WebOptions {
     pub throttle: ThrottleOptions,
     pub server: ServerOptions,
     pub metrics_token: Option<String>,
+    /// The media limits of the pipeline the workers run (published, not enforced, here).
+    pub input_limits: anb_media::InputLimits,
 }
 
 impl WebOptions {
@@ -117,6 +123,7 @@ impl WebOptions {
             throttle: ThrottleOptions::from_settings(settings),
             server: ServerOptions::from_settings(settings),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
+            input_limits: anb_media::InputLimits::default(),
         }
     }
 }
@@ -128,6 +135,7 @@ impl AppState {
             tokens: Arc::new(Tokens::new(&anb_core::keys::token_key(&options.secret_key))),
             signer: Arc::new(signer),
             max_upload_bytes: options.max_upload_bytes,
+            upload_limits: Arc::new(UploadLimits::new(options.max_upload_bytes, &options.input_limits)),
             metrics: Arc::default(),
             public_cache: Arc::default(),
             extra_metrics: None,
@@ -164,6 +172,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         // Uploads enforce ANB_MAX_UPLOAD_BYTES themselves, as the bytes stream.
         .route("/api/videos/upload", post(videos::upload).layer(DefaultBodyLimit::disable()))
         .route("/api/videos/uploads", post(direct::start))
+        .route("/api/upload-limits", get(limits::upload_limits))
         .route("/api/videos/{id}/complete", post(direct::complete))
         .route("/api/videos", get(videos::list_mine))
         .route("/api/videos/", get(videos::list_mine))

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "ANB Video API", description = "Upload, process, vote for and rank basketball clips. Compatible with the ANB Rising Stars Showcase API."),
     paths(
         crate::auth::signup, crate::auth::login,
-        crate::videos::upload, crate::direct::start, crate::direct::complete, crate::videos::list_mine, crate::videos::detail, crate::videos::delete,
+        crate::videos::upload, crate::limits::upload_limits, crate::direct::start, crate::direct::complete, crate::videos::list_mine, crate::videos::detail, crate::videos::delete,
         crate::public::videos, crate::public::vote, crate::public::rankings,
         crate::ops::health, crate::ops::ready, crate::ops::metrics,
         crate::files::download, crate::files::upload,

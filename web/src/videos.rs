@@ -224,9 +224,7 @@ async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> A
             None => break,
         }
     }
-    let Some(container) = video_container(&head) else {
-        return Err(ApiError::bad_request("The file is not a video (unrecognised container)"));
-    };
+    let container = video_container(&head)?;
     let key = BlobKey::new(format!("uploads/{video_id}.{container}")).expect("a valid key");
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let put = {

@@ -20,6 +20,7 @@ anb_core::on_both_databases!(
     only_the_owner_sees_or_deletes_a_video_and_voted_videos_stay,
     votes_public_listing_and_rankings,
     operations_routes_answer,
+    upload_limits_are_published_for_clients,
     uploads_whose_job_was_lost_are_enqueued_by_the_sweep,
     processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_the_sweep,
     direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued,
@@ -184,6 +185,13 @@ async fn bad_uploads_are_refused_and_leave_nothing_stored(db: Db) {
     let (status, body) = app.upload(&token, mp4_bytes(LIMIT as usize + 1000), Some("too big")).await;
     assert_eq!(status, 413, "declared too large: {body}");
 
+    // A container the workers would refuse is refused at the door, by name.
+    let mut avi = b"RIFF\0\0\0\0AVI LIST".to_vec();
+    avi.resize(4000, 0);
+    let (status, body) = app.upload(&token, avi, Some("old camera")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("AVI files are not accepted"), "{body}");
+
     // No Content-Length: the limit is enforced while the bytes stream in.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         std::iter::once(Ok(mp4_bytes(1000))).chain((0..40).map(|_| Ok(vec![1u8; 100_000]))).collect();
@@ -318,6 +326,22 @@ async fn votes_public_listing_and_rankings(db: Db) {
     }
 }
 
+async fn upload_limits_are_published_for_clients(db: Db) {
+    let app = app(db).await;
+    let response = app.http.get(app.url("/api/upload-limits")).send().await.unwrap();
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let (status, limits) = answer(response).await;
+    assert_eq!(status, 200, "public: no token needed");
+    assert_eq!(limits["max_file_bytes"], LIMIT);
+    let defaults = anb_media::InputLimits::default();
+    assert_eq!(limits["max_width"], defaults.max_width);
+    assert_eq!(limits["max_fps"], defaults.max_fps);
+    assert_eq!(limits["max_streams"], defaults.max_streams);
+    assert_eq!(limits["containers"], serde_json::json!(["mp4", "mov", "3gp", "mkv", "webm"]));
+    assert!(limits["video_codecs"].as_array().unwrap().contains(&"hevc".into()));
+    assert!(limits["audio_codecs"].as_array().unwrap().contains(&"aac".into()));
+}
+
 async fn operations_routes_answer(db: Db) {
     let app = app(db).await;
     let (status, health) = app.get("/health", None).await;
@@ -355,7 +379,7 @@ async fn operations_routes_answer(db: Db) {
         paths,
         [
             "/api/auth/login", "/api/auth/signup", "/api/public/rankings", "/api/public/videos",
-            "/api/public/videos/{id}/vote", "/api/videos", "/api/videos/upload", "/api/videos/uploads",
+            "/api/public/videos/{id}/vote", "/api/upload-limits", "/api/videos", "/api/videos/upload", "/api/videos/uploads",
             "/api/videos/{id}", "/api/videos/{id}/complete", "/files/{key}", "/health", "/metrics", "/ready",
         ],
         "every route is documented"
@@ -363,6 +387,7 @@ async fn operations_routes_answer(db: Db) {
     assert!(spec["paths"]["/api/videos/{id}"]["delete"]["responses"]["400"].is_object());
     assert!(spec["paths"]["/files/{key}"]["put"]["responses"]["413"].is_object(), "uploads to signed links");
     assert!(spec["components"]["schemas"]["VideoDetail"]["properties"]["error_code"].is_object());
+    assert!(spec["components"]["schemas"]["UploadLimits"]["properties"]["max_fps"].is_object());
     assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let docs = app.http.get(app.url("/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));

@@ -49,20 +49,6 @@ fn outage_from_first_call(rig: &Rig, method: &'static str, after: Duration) -> t
     })
 }
 
-/// Run a worker until the video is settled (`completed` or `failed`) and no message is left in
-/// the job queue.
-async fn run_to_the_end(rig: &Rig, worker: &anb_worker::Worker, id: uuid::Uuid) -> Vec<Outcome> {
-    let (store, queue) = (rig.real.store.clone(), rig.real.queue.clone());
-    run_until(worker, || {
-        let (store, queue) = (store.clone(), queue.clone());
-        async move {
-            let status = store.video(id).await.unwrap().unwrap().status;
-            let depth = queue.depth().await.unwrap();
-            matches!(status, VideoStatus::Completed | VideoStatus::Failed) && depth.visible + depth.in_flight == 0
-        }
-    })
-    .await
-}
 
 async fn a_completion_the_database_refuses_once_is_retried_in_place(db: Db) {
     let rig = Rig::new(db).await;

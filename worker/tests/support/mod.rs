@@ -11,7 +11,7 @@ use anb_core::backends::Backends;
 use anb_core::blob::{BlobKey, BlobStore, FolderStore, UrlSigner};
 use anb_core::db::Db;
 use anb_core::faults::{Faults, FaultyQueue, FaultyStore};
-use anb_core::model::{NewUser, NewVideo, Video};
+use anb_core::model::{NewUser, NewVideo, Video, VideoStatus};
 use anb_core::queue::{EmbeddedQueue, JobQueue, MAX_RECEIVES};
 use anb_core::store::{SqlStore, Store};
 use anb_pipeline::{BuildContext, Pipeline};
@@ -181,6 +181,21 @@ impl Rig {
         let dead = self.real.dead_letters.as_ref().unwrap().depth().await.unwrap();
         (live.visible + live.in_flight, dead.visible + dead.in_flight)
     }
+}
+
+/// Run a worker until the video is settled (`completed` or `failed`) and no message is left in
+/// the job queue.
+pub async fn run_to_the_end(rig: &Rig, worker: &anb_worker::Worker, id: uuid::Uuid) -> Vec<Outcome> {
+    let (store, queue) = (rig.real.store.clone(), rig.real.queue.clone());
+    run_until(worker, || {
+        let (store, queue) = (store.clone(), queue.clone());
+        async move {
+            let status = store.video(id).await.unwrap().unwrap().status;
+            let depth = queue.depth().await.unwrap();
+            matches!(status, VideoStatus::Completed | VideoStatus::Failed) && depth.visible + depth.in_flight == 0
+        }
+    })
+    .await
 }
 
 /// How many outcomes equal `o`.
