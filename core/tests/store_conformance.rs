@@ -338,3 +338,18 @@ async fn a_redrive_from_failed_starts_a_fresh_attempt_budget(db: Db) {
     let StartOutcome::Started { video, .. } = store.start_processing(id, LIVE).await.unwrap() else { panic!() };
     assert_eq!((video.attempts, video.attempts_base), (4, 2), "a retry from pending keeps the budget");
 }
+
+/// A statement that hangs (a lock never released, a server that stops answering mid-query) is
+/// cancelled by PostgreSQL after the pool's `statement_timeout`, so no caller, the lease
+/// heartbeat least of all, waits on it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_hung_statement_is_cancelled_by_the_statement_timeout() {
+    let (db, _) = anb_core::testing::postgres().await;
+    let Db::Postgres(pool) = &db else { unreachable!() };
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), sqlx::query("SELECT pg_sleep(120)").execute(pool))
+        .await
+        .expect("the statement ends well before its two minutes")
+        .expect_err("it is cancelled");
+    let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled (statement timeout): {err}");
+}

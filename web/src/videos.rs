@@ -304,6 +304,10 @@ pub struct VideoDetail {
     progress: f64,
     /// Additive: the stable code of the last failure.
     error_code: Option<String>,
+    /// Additive: why the file was refused, for a person (`the picture is 7680×4320: more than
+    /// the limit max_width = 4096`), when the failure is the file's (not retryable); null
+    /// otherwise, so nothing about the platform's insides reaches a client.
+    error_message: Option<String>,
 }
 
 /// A presigned URL for a key, when there is one to give.
@@ -371,6 +375,7 @@ pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
         votes: v.votes,
         progress: v.progress,
         error_code: v.error_code,
+        error_message: v.error_message.filter(|_| !v.error_retryable),
     }))
 }
 

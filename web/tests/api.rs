@@ -21,6 +21,7 @@ anb_core::on_both_databases!(
     votes_public_listing_and_rankings,
     operations_routes_answer,
     upload_limits_are_published_for_clients,
+    a_refused_file_tells_its_owner_which_limit_it_broke,
     uploads_whose_job_was_lost_are_enqueued_by_the_sweep,
     processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_the_sweep,
     direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued,
@@ -340,6 +341,34 @@ async fn upload_limits_are_published_for_clients(db: Db) {
     assert_eq!(limits["containers"], serde_json::json!(["mp4", "mov", "3gp", "mkv", "webm"]));
     assert!(limits["video_codecs"].as_array().unwrap().contains(&"hevc".into()));
     assert!(limits["audio_codecs"].as_array().unwrap().contains(&"aac".into()));
+}
+
+async fn a_refused_file_tells_its_owner_which_limit_it_broke(db: Db) {
+    let app = app(db).await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let store = app.state.backends.store.clone();
+    let mut ids = Vec::new();
+    for (title, retryable) in [("refused", false), ("platform trouble", true)] {
+        let (status, body) = app.upload(&token, mp4_bytes(1000), Some(title)).await;
+        assert_eq!(status, 201, "{body}");
+        let id: Uuid = body["video_id"].as_str().unwrap().parse().unwrap();
+        let StartOutcome::Started { attempt, .. } = store.start_processing(id, std::time::Duration::from_secs(30)).await.unwrap() else {
+            panic!("started")
+        };
+        let (code, message) = if retryable {
+            ("pipeline-stalled", "no progress for 60 s in /srv/anb/pipeline.toml")
+        } else {
+            ("input-too-large", "the picture is 7680×4320: more than the limit max_width = 4096")
+        };
+        assert!(store.fail(id, attempt, code, message, retryable).await.unwrap());
+        ids.push(id);
+    }
+    let (_, refused) = app.get(&format!("/api/videos/{}", ids[0]), Some(&token)).await;
+    assert_eq!(refused["error_code"], "input-too-large");
+    assert_eq!(refused["error_message"], "the picture is 7680×4320: more than the limit max_width = 4096");
+    let (_, trouble) = app.get(&format!("/api/videos/{}", ids[1]), Some(&token)).await;
+    assert_eq!(trouble["error_code"], "pipeline-stalled");
+    assert!(trouble["error_message"].is_null(), "the platform's own failures stay inside: {trouble}");
 }
 
 async fn operations_routes_answer(db: Db) {
