@@ -35,6 +35,32 @@ pub struct Tokens {
     validation: Validation,
 }
 
+/// Users whose token was checked against the database lately. The API never deletes an
+/// account, so a user found once is remembered for [`KNOWN_USER_TTL`] and the check then costs
+/// no query: it was one of the two queries of every poll of `/api/videos`. An account removed
+/// by hand in the database stops working within that time.
+pub struct KnownUsers(moka::sync::Cache<Uuid, ()>);
+
+pub const KNOWN_USER_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// About 100 bytes each with the cache's bookkeeping: at most some 10 MB.
+const MAX_KNOWN_USERS: u64 = 100_000;
+
+impl Default for KnownUsers {
+    fn default() -> Self {
+        KnownUsers(moka::sync::Cache::builder().max_capacity(MAX_KNOWN_USERS).time_to_live(KNOWN_USER_TTL).build())
+    }
+}
+
+impl KnownUsers {
+    pub fn contains(&self, user_id: Uuid) -> bool {
+        self.0.contains_key(&user_id)
+    }
+
+    pub fn remember(&self, user_id: Uuid) {
+        self.0.insert(user_id, ());
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
@@ -74,8 +100,14 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
         let user_id = state.tokens.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("Invalid or expired token"))?;
         // A token of a user who no longer exists is no longer valid.
+        if state.known_users.contains(user_id) {
+            return Ok(AuthUser(user_id));
+        }
         match state.backends.store.user(user_id).await? {
-            Some(_) => Ok(AuthUser(user_id)),
+            Some(_) => {
+                state.known_users.remember(user_id);
+                Ok(AuthUser(user_id))
+            }
             None => Err(ApiError::unauthorized("Invalid or expired token")),
         }
     }

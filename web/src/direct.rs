@@ -22,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::sniff::{video_container, SNIFF_LEN};
-use crate::videos::{enqueue, owned, too_large, UploadResponse, VideoDetails};
+use crate::videos::{enqueue, forget_own, owned, too_large, UploadResponse, VideoDetails};
 use crate::AppState;
 
 /// How long an upload URL stays valid: long enough for a large file on a slow link.
@@ -108,6 +108,7 @@ pub async fn start(
             original_size: None,
         })
         .await?;
+    forget_own(&state, user_id, Some(video_id));
     Ok((
         StatusCode::CREATED,
         Json(DirectUploadResponse {
@@ -167,7 +168,9 @@ pub async fn complete(
         return refuse(refusal).await;
     }
     let size = size as i64;
-    if !state.backends.store.confirm_upload(video.id, size).await? {
+    let confirmed = state.backends.store.confirm_upload(video.id, size).await?;
+    forget_own(&state, user_id, Some(video.id));
+    if !confirmed {
         // Another `complete` got there first (or the video is gone): answer with what is stored.
         let now = owned(&state, &id, user_id).await?;
         return Ok(answer(now.status, now.original_size.unwrap_or(size)));

@@ -38,7 +38,7 @@ use tower_http::trace::TraceLayer;
 use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
 
-pub use auth::Tokens;
+pub use auth::{KnownUsers, Tokens};
 pub use metrics::Metrics;
 pub use limits::UploadLimits;
 pub use microcache::MicroCache;
@@ -63,6 +63,8 @@ pub struct AppState {
     /// Shared, like every field of substance: the state is cloned for each request that
     /// extracts it, and the token checker holds keys and a validation set.
     pub tokens: Arc<Tokens>,
+    /// Users whose token checked out lately (see `auth::KnownUsers`).
+    pub known_users: Arc<auth::KnownUsers>,
     /// Verifies the folder backend's `/files/...` URLs.
     pub signer: Arc<UrlSigner>,
     pub max_upload_bytes: u64,
@@ -71,6 +73,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// One-second cache of the public read routes.
     pub public_cache: Arc<microcache::MicroCache>,
+    /// Quarter-second cache of each player's own reads, keyed by the player; this process's
+    /// writes clear what they change (see `videos::forget_own`).
+    pub own_cache: Arc<microcache::MicroCache>,
     /// More metrics text appended to `/metrics` (the worker's, when both run in one process).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// A `processing` video whose attempt has not beaten for this long is stuck: the sweep
@@ -133,11 +138,13 @@ impl AppState {
         AppState {
             backends,
             tokens: Arc::new(Tokens::new(&anb_core::keys::token_key(&options.secret_key))),
+            known_users: Arc::default(),
             signer: Arc::new(signer),
             max_upload_bytes: options.max_upload_bytes,
             upload_limits: Arc::new(UploadLimits::new(options.max_upload_bytes, &options.input_limits)),
             metrics: Arc::default(),
-            public_cache: Arc::default(),
+            public_cache: Arc::new(MicroCache::new(microcache::PUBLIC_TTL)),
+            own_cache: Arc::new(MicroCache::new(microcache::OWN_TTL)),
             extra_metrics: None,
             stuck_after: stuck_after(Duration::from_secs(anb_core::Settings::default().visibility_timeout_secs)),
             passwords: Arc::new(Passwords::new(options.password_hash_concurrency)),

@@ -1,10 +1,8 @@
 //! What everyone sees: completed videos, votes, rankings.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -104,21 +102,14 @@ pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery
     .await
 }
 
-/// A JSON answer from the micro-cache (see [`crate::microcache`]), computed on a miss.
+/// A JSON answer from the public micro-cache (see [`crate::microcache`]), computed on a miss.
 async fn cached_json<T, F, Fut>(state: &AppState, key: String, compute: F) -> ApiResult<Response>
 where
     T: Serialize,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ApiResult<T>>,
 {
-    let body = state
-        .public_cache
-        .get_or_compute(key, || async {
-            let value = compute().await?;
-            serde_json::to_vec(&value).map(Bytes::from).map_err(|e| ApiError::Internal(e.to_string()))
-        })
-        .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    crate::microcache::json_response(&state.public_cache, key, compute).await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -19,6 +20,7 @@ use anb_core::store::{Conflict, StoreError};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Lines, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
+use crate::microcache::json_response;
 use crate::sniff::{video_container, SNIFF_LEN};
 use crate::AppState;
 
@@ -152,6 +154,7 @@ pub async fn upload(
             original_size: Some(size as i64),
         };
         state.backends.store.create_video(new).await?;
+        forget_own(&state, user_id, Some(video_id));
         Ok(())
     }
     .await;
@@ -326,21 +329,47 @@ fn processed_key(video: &Video) -> Option<&str> {
     (status = 200, description = "The caller's videos", body = Vec<VideoSummary>),
     (status = 401, description = "No or bad token", body = crate::error::Detail),
 ))]
-pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUser) -> ApiResult<Json<Vec<VideoSummary>>> {
-    let videos = state.backends.store.videos_of(user_id).await?;
-    let mut out = Vec::with_capacity(videos.len());
-    for v in videos {
-        out.push(VideoSummary {
-            processed_url: presigned(&state, processed_key(&v)).await?,
-            video_id: v.id,
-            title: v.title,
-            status: v.status,
-            uploaded_at: rfc3339(v.uploaded_at),
-            processed_at: v.processed_at.map(rfc3339),
-            votes: v.votes,
-        });
+pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUser) -> ApiResult<Response> {
+    json_response(&state.own_cache, list_key(user_id), || async {
+        let videos = state.backends.store.videos_of(user_id).await?;
+        let mut out = Vec::with_capacity(videos.len());
+        for v in videos {
+            out.push(VideoSummary {
+                processed_url: presigned(&state, processed_key(&v)).await?,
+                video_id: v.id,
+                title: v.title,
+                status: v.status,
+                uploaded_at: rfc3339(v.uploaded_at),
+                processed_at: v.processed_at.map(rfc3339),
+                votes: v.votes,
+            });
+        }
+        Ok(out)
+    })
+    .await
+}
+
+// A player's own reads are what an app polls while its video processes: each answer is kept
+// `microcache::OWN_TTL` (a quarter second) per player, so polling costs the database at most
+// four queries a second per player and route however often it comes. What the player changes
+// through this process (upload, direct upload, completion, delete) is forgotten at once, so
+// they see their own writes immediately; what others change (a worker finishing, votes) shows
+// within the TTL. Keys hold the player's id: one player's answer is never another's.
+
+fn list_key(user_id: Uuid) -> String {
+    format!("{user_id}:list")
+}
+
+fn detail_key(user_id: Uuid, video_id: Uuid) -> String {
+    format!("{user_id}:{video_id}")
+}
+
+/// Forget what a write of `user_id` changed: their list, and the video's detail when given.
+pub fn forget_own(state: &AppState, user_id: Uuid, video_id: Option<Uuid>) {
+    state.own_cache.invalidate(&list_key(user_id));
+    if let Some(video_id) = video_id {
+        state.own_cache.invalidate(&detail_key(user_id, video_id));
     }
-    Ok(Json(out))
 }
 
 /// The video, if it exists and belongs to `user_id`: 404 or 403 otherwise.
@@ -361,22 +390,27 @@ pub async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video
     (status = 403, description = "Someone else's video", body = crate::error::Detail),
     (status = 404, description = "No such video", body = crate::error::Detail),
 ))]
-pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VideoDetail>> {
-    let v = owned(&state, &id, user_id).await?;
-    Ok(Json(VideoDetail {
-        original_url: presigned(&state, Some(&v.original_key)).await?,
-        processed_url: presigned(&state, processed_key(&v)).await?,
-        video_id: v.id,
-        title: v.title,
-        description: v.description,
-        status: v.status,
-        uploaded_at: rfc3339(v.uploaded_at),
-        processed_at: v.processed_at.map(rfc3339),
-        votes: v.votes,
-        progress: v.progress,
-        error_code: v.error_code,
-        error_message: v.error_message.filter(|_| !v.error_retryable),
-    }))
+pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
+    // Not a video id: no cache entry for it (a client cannot fill the cache with junk keys).
+    let Ok(video_id) = Uuid::parse_str(&id) else { return Err(ApiError::not_found("Video not found")) };
+    json_response(&state.own_cache, detail_key(user_id, video_id), || async {
+        let v = owned(&state, &id, user_id).await?;
+        Ok(VideoDetail {
+            original_url: presigned(&state, Some(&v.original_key)).await?,
+            processed_url: presigned(&state, processed_key(&v)).await?,
+            video_id: v.id,
+            title: v.title,
+            description: v.description,
+            status: v.status,
+            uploaded_at: rfc3339(v.uploaded_at),
+            processed_at: v.processed_at.map(rfc3339),
+            votes: v.votes,
+            progress: v.progress,
+            error_code: v.error_code,
+            error_message: v.error_message.filter(|_| !v.error_retryable),
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -400,6 +434,7 @@ pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
         e => e.into(),
     })?;
     let Some(deleted) = deleted else { return Err(ApiError::not_found("Video not found")) };
+    forget_own(&state, user_id, Some(deleted.id));
     // The row is gone; the blobs follow. A failure here leaves an orphan blob, never a row
     // pointing at nothing.
     for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref()].into_iter().flatten() {

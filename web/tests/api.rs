@@ -27,6 +27,7 @@ anb_core::on_both_databases!(
     direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_queued,
     direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links,
     direct_uploads_whose_file_never_comes_are_removed_by_the_sweep,
+    own_reads_show_own_writes_at_once_and_others_changes_soon,
 );
 
 const LIMIT: u64 = 2 << 20;
@@ -119,6 +120,8 @@ async fn protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_t
         assert_eq!(status, 401, "bad token #{i}: {body}");
     }
     assert_eq!(app.get("/api/videos", None).await.0, 401);
+    let stranger = app.state.tokens.issue(Uuid::new_v4());
+    assert_eq!(app.get("/api/videos", Some(&stranger)).await.0, 401, "a well-signed token of no account");
     let no_bearer = app.http.get(app.url("/api/videos")).header("authorization", format!("Token {token}")).send().await.unwrap();
     assert_eq!(no_bearer.status(), 401);
     assert_eq!(no_bearer.headers()["www-authenticate"], "Bearer");
@@ -632,4 +635,59 @@ async fn on_s3_a_direct_upload_is_put_to_the_bucket_by_the_client_and_queued_on_
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["size"].as_u64(), Some(bytes.len() as u64));
     assert_eq!(take_jobs(&app).await, vec![id.to_string()]);
+}
+
+/// `GET /api/videos` and `/api/videos/{id}` are answered from a one-second per-player cache:
+/// a player's own writes through the web show at once, a worker's change shows within the
+/// cache's second, and one player's cached answer is never another's.
+async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
+    let app = app(db).await;
+    let (_, ana) = app.player("Ana", "Cali").await;
+    let (_, bea) = app.player("Bea", "Cali").await;
+    let ids = |list: &Value| -> Vec<String> { list.as_array().unwrap().iter().map(|v| v["video_id"].as_str().unwrap().to_string()).collect() };
+
+    assert_eq!(app.get("/api/videos", Some(&ana)).await.1, json!([]), "read (and cached) before any upload");
+    let (status, body) = app.upload(&ana, mp4_bytes(1000), Some("first")).await;
+    assert_eq!(status, 201, "{body}");
+    let first = body["video_id"].as_str().unwrap().to_string();
+    assert_eq!(ids(&app.get("/api/videos", Some(&ana)).await.1), vec![first.clone()], "an upload shows at once");
+    let (_, detail) = app.get(&format!("/api/videos/{first}"), Some(&ana)).await;
+    assert_eq!(detail["status"], "pending");
+
+    let announced = announce(&app, &ana, 1000, "direct").await;
+    let direct = announced["video_id"].as_str().unwrap().to_string();
+    let mut listed = ids(&app.get("/api/videos", Some(&ana)).await.1);
+    listed.sort();
+    let mut expected = vec![first.clone(), direct.clone()];
+    expected.sort();
+    assert_eq!(listed, expected, "an announced direct upload shows at once");
+    assert_eq!(app.get(&format!("/api/videos/{direct}"), Some(&ana)).await.1["status"], "pending");
+    assert_eq!(put_file(&app.http, &announced, mp4_bytes(1000)).await, 200);
+    assert_eq!(app.post_json(&format!("/api/videos/{direct}/complete"), &json!({}), Some(&ana)).await.0, 200);
+    let (_, after_complete) = app.get(&format!("/api/videos/{direct}"), Some(&ana)).await;
+    assert_eq!(after_complete["status"], "pending", "{after_complete}");
+
+    // Another player never sees Ana's cached answers.
+    assert_eq!(app.get("/api/videos", Some(&bea)).await.1, json!([]));
+    assert_eq!(app.get(&format!("/api/videos/{first}"), Some(&bea)).await.0, 403);
+
+    // A worker (another process) completes the first video: the owner sees it soon, unasked.
+    let id = Uuid::parse_str(&first).unwrap();
+    let store = &app.state.backends.store;
+    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
+    assert!(store.complete(id, attempt, &format!("processed/{id}.mp4")).await.unwrap());
+    assert!(
+        settles(|| async { app.get(&format!("/api/videos/{first}"), Some(&ana)).await.1["status"] == "completed" }).await,
+        "the detail shows the worker's completion"
+    );
+    assert!(
+        settles(|| async { app.get("/api/videos", Some(&ana)).await.1.as_array().unwrap().iter().any(|v| v["status"] == "completed") }).await,
+        "the list shows the worker's completion"
+    );
+
+    // A delete shows at once in the list and the detail.
+    assert_eq!(app.delete(&format!("/api/videos/{direct}"), &ana).await.0, 200);
+    assert_eq!(ids(&app.get("/api/videos", Some(&ana)).await.1), vec![first.clone()]);
+    assert_eq!(app.get(&format!("/api/videos/{direct}"), Some(&ana)).await.0, 404);
+    assert_eq!(app.get("/api/videos/not-a-uuid", Some(&ana)).await.0, 404);
 }

@@ -410,7 +410,7 @@ async fn readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_tok
 
 async fn the_public_cache_holds_a_bounded_number_of_bytes_whatever_the_queries(db: Db) {
     let budget = 32 << 10;
-    let app = App::start_with(db, Storage::Folder, |_| {}, |s| s.public_cache = Arc::new(MicroCache::with_max_bytes(budget))).await;
+    let app = App::start_with(db, Storage::Folder, |_| {}, |s| s.public_cache = Arc::new(MicroCache::with_max_bytes(Duration::from_secs(1), budget))).await;
     // 400 distinct long cities (each key about 130 bytes, each answer about 70): several times
     // the budget.
     for i in 0..400 {
