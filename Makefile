@@ -40,6 +40,7 @@ bench: deps
 	RUNS=1 benches/pipeline.sh
 	benches/web-load.sh 5 3
 	benches/web-upload-rss.sh
+	RUNS=5 benches/e2e-latency.sh
 
 clean:
 	$(CARGO) clean

@@ -1,23 +1,60 @@
 #!/usr/bin/env bash
-# End to end in the production shape, on loopback: `anb web` and `anb worker` (release build) on
-# PostgreSQL, S3 and SQS (moto). A 60 s 1080p clip is uploaded through the API and the status
-# polled every 100 ms until `completed`: the latency from the start of the upload to the
-# processed video, and the worker's peak RSS (sampled every 20 ms). Medians of RUNS jobs, one at a
-# time, with the default worker settings.
-#   RUNS=3 benches/e2e-latency.sh
-# Writes target/bench-report/e2e-latency.json.
+# What the platform adds around the pipeline, for an idle worker: from the upload's answer to the
+# recorded `completed`, minus the pipeline's own time (queue pickup, database and storage calls),
+# on loopback in both shapes:
+#   embedded  `anb serve` on its defaults (SQLite, data/blobs, the embedded queue), as `make run`
+#   postgres  `anb web` + `anb worker` on PostgreSQL, S3 and SQS (moto), as on AWS
+# Medians of RUNS jobs per shape (default 5), a 10 s 1080p clip each (benches/e2e_latency.py).
+# Target: ≤ 0.5 s median each. Writes target/bench-report/e2e-latency.json.
+#   RUNS=5 benches/e2e-latency.sh [embedded|postgres]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 source benches/lib/web.sh
-runs=${RUNS:-3}
-[[ -x target/release/anb ]] || cargo build --release
-benches/gen-inputs.sh >/dev/null
-clip=target/bench-inputs/clip-60s-1080p.mp4
-bench_services
-worker_pid=
-trap '[[ -n $worker_pid ]] && kill "$worker_pid" 2>/dev/null; bench_cleanup' EXIT
+runs=${RUNS:-5}
+shapes=("$@")
+[[ ${#shapes[@]} -gt 0 ]] || shapes=(embedded postgres)
+[[ -x target/release/anb ]] || cargo build --release --bin anb
+clip=target/bench-inputs/clip-10s-1080p.mp4
+mkdir -p target/bench-inputs target/bench-report
+[[ -s $clip ]] || scripts/make-sample.sh "$clip" 10 1920x1080
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  bench_cleanup
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# The worker's "Job done" lines carry the pipeline's time; plain text, no colours.
+export RUST_LOG=warn,anb_worker=info NO_COLOR=1 ANB_PIPELINE=$root/pipeline.toml
+export ANB_SECRET_KEY=bench-secret-key-0123456789abcdef
 
-read -r queue dlq < <(.venv/bin/python - "anb-e2e-$$" <<'PY'
+wait_for_web() {
+  for _ in $(seq 100); do
+    curl -sf "$web_url/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the server did not start" >&2
+  return 1
+}
+
+embedded() {
+  local port log=$work/serve.log
+  port=$(bench_free_port)
+  web_url="http://127.0.0.1:$port"
+  mkdir -p "$work/serve"
+  (cd "$work/serve" && exec env ANB_LISTEN="127.0.0.1:$port" "$root/target/release/anb" serve > "$log" 2>&1) &
+  pids+=($!)
+  wait_for_web
+  token=$(bench_token latency@example.com)
+  python3 benches/e2e_latency.py embedded "$web_url" "$token" "$clip" "$log" "$runs" "$work/embedded.json"
+}
+
+postgres() {
+  local log=$work/worker.log queue dlq name="anb-latency-$$"
+  bench_services
+  read -r queue dlq < <(.venv/bin/python - "$name" <<'PY'
 import boto3, json, os, sys
 name = sys.argv[1]
 kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
@@ -30,50 +67,24 @@ q = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "120",
 print(q, dlq)
 PY
 )
-export ANB_DATABASE_URL ANB_STORAGE_URL="s3://anb-e2e-$$/e2e" ANB_QUEUE_URL=$queue ANB_DLQ_URL=$dlq
-ANB_DATABASE_URL=$(bench_database anb_bench_e2e)
-export RUST_LOG=warn ANB_SECRET_KEY=bench-secret-key-0123456789abcdef
-bench_start_web
-target/release/anb worker > /dev/null 2>&1 &
-worker_pid=$!
-token=$(bench_token e2e@example.com)
+  ANB_DATABASE_URL=$(bench_database anb_bench_latency)
+  export ANB_DATABASE_URL ANB_STORAGE_URL="s3://$name/latency" ANB_QUEUE_URL=$queue ANB_DLQ_URL=$dlq
+  bench_start_web
+  target/release/anb worker > "$log" 2>&1 &
+  pids+=($!)
+  token=$(bench_token latency@example.com)
+  python3 benches/e2e_latency.py postgres "$web_url" "$token" "$clip" "$log" "$runs" "$work/postgres.json"
+}
 
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-samples=$(mktemp)
-( while kill -0 "$worker_pid" 2>/dev/null; do rss_kib "$worker_pid" >> "$samples"; sleep 0.02; done ) &
-sampler=$!
-idle_rss=$(rss_kib "$worker_pid")
-
-results=()
-for run in $(seq "$runs"); do
-  start=$(date +%s.%N)
-  id=$(curl -sf -H "authorization: Bearer $token" -F "file=@$clip;type=video/mp4" -F "title=e2e $run" \
-    "$web_url/api/videos/upload" | python3 -c 'import json, sys; print(json.load(sys.stdin)["video_id"])')
-  uploaded=$(date +%s.%N)
-  status=
-  for _ in $(seq 3000); do # at most 5 minutes
-    status=$(curl -sf -H "authorization: Bearer $token" "$web_url/api/videos/$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])')
-    [[ $status == completed || $status == failed ]] && break
-    sleep 0.1
-  done
-  done_at=$(date +%s.%N)
-  [[ $status == completed ]] || { echo "run $run: $status" >&2; exit 1; }
-  results+=("$(python3 -c "print($done_at - $start, $uploaded - $start)")")
-  echo "  run $run: $(python3 -c "print(f'{$done_at - $start:.1f} s ({$uploaded - $start:.1f} s of it uploading)')")" >&2
+for shape in "${shapes[@]}"; do
+  case $shape in
+    embedded) embedded ;;
+    postgres) postgres ;;
+    *) echo "unknown shape: $shape (embedded or postgres)" >&2; exit 2 ;;
+  esac
 done
-kill "$sampler" 2>/dev/null || true
-peak_rss=$(sort -n "$samples" | tail -1)
-rm -f "$samples"
-
-printf '%s\n' "${results[@]}" | python3 -c '
-import json, statistics, sys
-runs = [tuple(map(float, line.split())) for line in sys.stdin if line.strip()]
-idle, peak, report = int(sys.argv[1]) / 1024, int(sys.argv[2]) / 1024, sys.argv[3]
-latency = statistics.median(r[0] for r in runs)
-upload = statistics.median(r[1] for r in runs)
-print(f"Upload to completed, 60 s 1080p clip (30 s 720p out), {len(runs)} runs: median {latency:.1f} s "
-      f"(upload {upload:.1f} s, queue + processing {latency - upload:.1f} s)")
-print(f"Worker RSS: {idle:.0f} MiB idle, {peak:.0f} MiB peak")
-json.dump({"runs": [{"latency_secs": r[0], "upload_secs": r[1]} for r in runs], "median_latency_secs": latency,
-           "median_upload_secs": upload, "worker_idle_rss_mib": idle, "worker_peak_rss_mib": peak}, open(report, "w"), indent=2)
-' "$idle_rss" "$peak_rss" target/bench-report/e2e-latency.json
+python3 - "$work" target/bench-report/e2e-latency.json "${shapes[@]}" <<'PY'
+import json, sys
+work, out, shapes = sys.argv[1], sys.argv[2], sys.argv[3:]
+json.dump({s: json.load(open(f"{work}/{s}.json")) for s in shapes}, open(out, "w"), indent=2)
+PY

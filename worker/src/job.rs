@@ -6,7 +6,7 @@
 //! the job's are not charged to it (see [`crate::settle`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anb_core::backends::Backends;
 use anb_core::blob::{BlobKey, StorageError};
@@ -122,6 +122,8 @@ impl From<PipelineError> for Failure {
 
 /// Run one message to its outcome. `shutdown` cancels the pipeline when the worker stops.
 pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken) -> Outcome {
+    // How long the message waited, sent to received (the web sends it before it answers).
+    let queued_secs = queued_secs(message.sent_at_ms);
     let Ok(job) = serde_json::from_str::<JobMessage>(&message.body) else {
         tracing::warn!(body = %message.body, "Dropping a malformed job message");
         acknowledge(ctx, &message).await;
@@ -169,7 +171,7 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
         let failure = Failure::transient(&code, format!("{} attempts started and none finished", used - 1));
         return give_up(ctx, &message, video_id, attempt, failure).await;
     }
-    tracing::info!(%video_id, attempt, budget_used = used, "Processing");
+    tracing::info!(%video_id, attempt, budget_used = used, queued_secs, "Processing");
     let started = Instant::now();
     let cancel = CancelToken::default();
     let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
@@ -182,6 +184,8 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
     let lease = hold_lease(ctx, &message.receipt, video_id, attempt, progress.clone(), cancel.clone(), shutdown.clone(), done_rx);
     let (result, lease_end) = tokio::join!(run, lease);
 
+    // The pipeline's own time, so the rest of the job (pickup, database, storage) shows in logs.
+    let pipeline_secs = result.as_ref().map_or(0.0, |report| report.wall_time.as_secs_f64());
     let outcome = match (result, lease_end) {
         (_, LeaseEnd::Lost) => Outcome::LeaseLost,
         (Ok(report), _) => complete(ctx, &message, video_id, attempt, &report).await,
@@ -198,8 +202,15 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
         (Err(failure), _) => record_failure(ctx, &message, video_id, attempt, used, failure).await,
     };
     ctx.metrics.job_finished(&outcome, started.elapsed(), message.sent_at_ms);
-    tracing::info!(%video_id, attempt, outcome = outcome.label(), code = outcome.code(), secs = started.elapsed().as_secs_f64(), "Job done");
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(%video_id, attempt, outcome = outcome.label(), code = outcome.code(), secs, pipeline_secs, queued_secs, "Job done");
     outcome
+}
+
+/// Seconds since a message was sent (0 when the queue does not say).
+fn queued_secs(sent_at_ms: u64) -> f64 {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    if sent_at_ms == 0 { 0.0 } else { now_ms.saturating_sub(sent_at_ms) as f64 / 1000.0 }
 }
 
 async fn run_pipeline(
