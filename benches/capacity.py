@@ -36,11 +36,14 @@ import json
 import math
 import os
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import quality  # benches/quality.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "target" / "bench-report"
@@ -123,9 +126,10 @@ class CpuLimit:
             self.path = None
 
 
-def run_row(make_argv, jobs, concurrency, limit):
+def run_row(make_argv, jobs, concurrency, limit, keep=None):
     """Run `jobs` commands, `concurrency` at a time, in the cgroup. Returns job wall times, peak
-    RSS (KiB) per job (from /usr/bin/time), and the row's total wall time."""
+    RSS (KiB) per job (from /usr/bin/time), and the row's total wall time. The first output is
+    moved to `keep` when that file does not exist yet (for the quality columns)."""
     pending = list(range(jobs))
     running = []
     walls, rss = [], []
@@ -147,10 +151,13 @@ def run_row(make_argv, jobs, concurrency, limit):
                 proc.stderr.close()
                 walls.append(time.monotonic() - began)
                 rss.append(int(timing.read_text().split()[-1]))
+                output = Path(work) / f"out-{timing.name.removeprefix('time-')}.mp4"
+                if keep is not None and not keep.exists():
+                    shutil.move(output, keep)
     return walls, rss, time.monotonic() - start
 
 
-def measure_sides(vcpu, sides, levels):
+def measure_sides(vcpu, sides, levels, keep_dir):
     """Sides (name, argv maker) of one size at each concurrency level, each side in its own cgroup.
 
     A row's jobs run in rounds of `concurrency` jobs. With several sides, the sides take turns
@@ -172,7 +179,8 @@ def measure_sides(vcpu, sides, levels):
             rows = {name: ([], [], 0.0) for name, _ in sides}
             for _ in range(jobs // concurrency):
                 for name, make_argv_for in sides if turn % 2 == 0 else sides[::-1]:
-                    walls, rss, total = run_row(make_argv_for(threads), concurrency, concurrency, limits[name])
+                    keep = keep_dir / f"{name}-{threads}.mp4"  # outputs differ only by side and threads
+                    walls, rss, total = run_row(make_argv_for(threads), concurrency, concurrency, limits[name], keep)
                     w, r, t = rows[name]
                     rows[name] = (w + walls, r + rss, t + total)
                 turn += 1
@@ -301,19 +309,21 @@ def main():
 
     measured = {}
     both = [("anb", anb_argv), ("ffmpeg", ffmpeg_argv)]
+    kept_dir = tempfile.TemporaryDirectory()
+    kept = Path(kept_dir.name)
     for phase in phases(measurable, cores):
         side_by_side = all(parallel for _, parallel in phase)
         how = "anb beside ffmpeg" if side_by_side else "anb and ffmpeg taking turns"
         print(f"running {', '.join(f'{v} vCPU' for v, _ in phase)}: {how}", file=sys.stderr, flush=True)
         if side_by_side:
             # Every side of every size of the phase at once, each in its own cgroup.
-            work = [(vcpu, [side], concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase for side in both]
+            work = [(vcpu, [side], concurrency_levels(vcpu, args.max_concurrency), kept) for vcpu, _ in phase for side in both]
             with concurrent.futures.ThreadPoolExecutor(max_workers=len(work)) as pool:
                 results = list(pool.map(lambda w: measure_sides(*w), work))
         else:
-            work = [(vcpu, both, concurrency_levels(vcpu, args.max_concurrency)) for vcpu, _ in phase]
+            work = [(vcpu, both, concurrency_levels(vcpu, args.max_concurrency), kept) for vcpu, _ in phase]
             results = [measure_sides(*w) for w in work]
-        for (vcpu, _, _), result in zip(work, results):
+        for (vcpu, _, _, _), result in zip(work, results):
             for name, side_rows in result.items():
                 measured[(vcpu, name)] = side_rows
 
@@ -346,6 +356,16 @@ def main():
     if not rows:
         print("\n".join(notes))
         sys.exit("no rows: nothing could be measured here")
+
+    # Quality beside speed: one output per side and thread count (a row's outputs differ only by
+    # those), against the same reference, measured after the timed part and outside the quotas.
+    print("quality: SSIM and PSNR of one output per side and thread count", file=sys.stderr, flush=True)
+    scores = {out.stem: quality.measure(INPUT, out) for out in sorted(kept.glob("*.mp4"))}
+    kept_dir.cleanup()
+    for r in rows:
+        a, f = scores[f"anb-{r['threads_per_job']}"], scores[f"ffmpeg-{r['threads_per_job']}"]
+        r.update({"anb_ssim": a["ssim"], "anb_psnr_db": a["psnr_db"], "ffmpeg_ssim": f["ssim"], "ffmpeg_psnr_db": f["psnr_db"],
+                  "quality_flagged": quality.flag(a, f)})
 
     # Best concurrency per size: the highest throughput; within 5 % of it, the fewest jobs at a
     # time (less memory, shorter jobs).
@@ -381,12 +401,16 @@ def main():
 
     # ---- print
     print(f"\nThroughput per task size: default pipeline on a 60 s 1080p clip (30 s out), ffmpeg side by side")
-    print(f"{'vCPU':>5} {'jobs@':>5} {'videos/min':>10} {'RTF':>6} {'p50 s':>7} {'p95 s':>7} {'RSS/job MiB':>11} {'ffmpeg p50':>10} {'ratio':>6}")
+    print(f"{'vCPU':>5} {'jobs@':>5} {'videos/min':>10} {'RTF':>6} {'p50 s':>7} {'p95 s':>7} {'RSS/job MiB':>11} {'ffmpeg p50':>10} {'ratio':>6}"
+          f" {'SSIM anb':>9} {'ffmpeg':>8} {'PSNR anb':>9} {'ffmpeg':>7}")
     for r in rows:
-        mark = " *" if r.get("best") else ""
+        mark = (" *" if r.get("best") else "  ") + (" worse quality" if r["quality_flagged"] else "")
         print(f"{r['vcpu']:>5} {r['concurrency']:>5} {r['videos_per_min']:>10.2f} {r['realtime_factor']:>6.2f} {r['p50_job_secs']:>7.1f} "
-              f"{r['p95_job_secs']:>7.1f} {r['peak_rss_per_job_mib']:>11.0f} {r['ffmpeg_p50_job_secs']:>10.1f} {r['ffmpeg_ratio']:>6.2f}{mark}")
-    print("  * best concurrency for the size; ratio = anb / ffmpeg median job wall time (target <= 1.0)")
+              f"{r['p95_job_secs']:>7.1f} {r['peak_rss_per_job_mib']:>11.0f} {r['ffmpeg_p50_job_secs']:>10.1f} {r['ffmpeg_ratio']:>6.2f}"
+              f" {r['anb_ssim']:>9.5f} {r['ffmpeg_ssim']:>8.5f} {r['anb_psnr_db']:>9.2f} {r['ffmpeg_psnr_db']:>7.2f}{mark}")
+    print("  * best concurrency for the size; ratio = anb / ffmpeg median job wall time (target <= 1.0); SSIM and PSNR")
+    print(f"    against the source scaled by ffmpeg, watermarks masked; 'worse quality' = anb's SSIM more than "
+          f"{quality.SSIM_TOLERANCE} below ffmpeg's")
     print(f"\nRecommendations for a {args.latency_target_secs:.0f} s latency target (task start {args.task_start_secs:.0f} s; "
           f"${args.price_vcpu_hour}/vCPU-h, ${args.price_gb_hour}/GB-h)")
     print(f"{'vCPU':>5} {'jobs@':>5} {'backlog/task':>12} {'memory':>8} {'$/task-h':>9} {'$/1000 videos':>13}")
@@ -416,7 +440,8 @@ def main():
               "rows": rows, "recommendations": recommendations, "cheapest": cheapest}
     (REPORT / "capacity.json").write_text(json.dumps(report, indent=2))
     columns = ["vcpu", "concurrency", "jobs", "threads_per_job", "videos_per_min", "realtime_factor", "p50_job_secs",
-               "p95_job_secs", "peak_rss_per_job_mib", "peak_rss_task_mib", "ffmpeg_videos_per_min", "ffmpeg_p50_job_secs", "ffmpeg_ratio"]
+               "p95_job_secs", "peak_rss_per_job_mib", "peak_rss_task_mib", "ffmpeg_videos_per_min", "ffmpeg_p50_job_secs", "ffmpeg_ratio",
+               "anb_ssim", "ffmpeg_ssim", "anb_psnr_db", "ffmpeg_psnr_db", "quality_flagged"]
     with open(REPORT / "capacity.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
