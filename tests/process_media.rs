@@ -190,3 +190,65 @@ fn a_one_cpu_run_without_video_queues_trims_in_sync() {
     assert_eq!(exit, 0, "{stderr}");
     assert_trimmed_2_to_6_5(&output);
 }
+
+/// The audio packets of a file, as (size, MD5) in order.
+fn audio_packets(path: &std::path::Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let cols: Vec<&str> = l.split(',').map(str::trim).collect();
+            (cols[4].to_string(), cols[5].to_string())
+        })
+        .collect()
+}
+
+// AAC-LC stereo already fits the output: its packets are copied, not decoded and re-encoded
+// (no generation loss, no encoder's CPU or memory).
+#[test]
+fn aac_lc_sound_passes_through_untouched() {
+    let dir = tmp();
+    let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    generate(&input, &Clip { secs: 3, ..Clip::default() });
+    process(&input, &output, None, &[]).assert_ok();
+    let (sent, kept) = (audio_packets(&input), audio_packets(&output));
+    assert!(kept.len() > 100, "{} packets kept", kept.len());
+    assert_eq!(kept, sent[..kept.len()], "the output's packets are the input's");
+}
+
+// Passthrough is off when a stage changes the sound or the encode stage says so; sound that
+// does not fit (MP3 here) is always encoded to AAC.
+#[test]
+fn sound_that_changes_or_does_not_fit_is_encoded_to_aac() {
+    let dir = tmp();
+    let input = dir.path().join("in.mp4");
+    generate(&input, &Clip { secs: 2, ..Clip::default() });
+    let sent = audio_packets(&input);
+    for env in [("ANB_STAGE_AUDIO_VOLUME", "0.5"), ("ANB_STAGE_ENCODE_AUDIO_PASSTHROUGH", "false")] {
+        let output = dir.path().join("out.mp4");
+        process(&input, &output, None, &[env]).assert_ok();
+        let kept = audio_packets(&output);
+        assert_eq!(probe(&output).audio().expect("sound kept")["codec_name"], "aac", "{env:?}");
+        assert!(kept.len() > 50 && kept != sent[..kept.len()], "{env:?}: re-encoded");
+    }
+
+    let mp3 = dir.path().join("mp3.mp4");
+    gst_launch(&format!(
+        "videotestsrc num-buffers=20 ! video/x-raw,format=I420,width=160,height=120,framerate=10/1 ! x264enc speed-preset=ultrafast \
+         ! h264parse ! queue ! mux. audiotestsrc num-buffers=90 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=2 \
+         ! lamemp3enc ! mpegaudioparse ! queue ! mux. mp4mux name=mux ! filesink location={}",
+        mp3.display()
+    ));
+    let output = dir.path().join("from-mp3.mp4");
+    process(&mp3, &output, None, &[]).assert_ok();
+    let audio = probe(&output).audio().expect("sound kept").clone();
+    assert_eq!((audio["codec_name"].as_str(), audio["profile"].as_str()), (Some("aac"), Some("LC")));
+}

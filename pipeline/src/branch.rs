@@ -14,6 +14,9 @@ use crate::stage::{BuildContext, Role};
 pub(crate) enum BranchKind {
     Video,
     Audio,
+    /// The input's sound as it is, still encoded (see `Pipeline::passes_encoded_audio`): the
+    /// head queue only, no stage's elements and no encoder.
+    EncodedAudio,
 }
 
 /// The elements of one branch, head element first, encoder last.
@@ -35,13 +38,16 @@ pub(crate) fn elements(
 ) -> Result<Vec<gst::Element>, PipelineError> {
     let threaded = ctx.threads > 1;
     let mut chain = vec![head(kind, threaded)?];
+    if kind == BranchKind::EncodedAudio {
+        return Ok(chain);
+    }
     for s in stages {
         if s.stage.role() == Role::Encode && threaded {
             chain.push(make_with("queue", &[("max-size-buffers", "3"), ("max-size-bytes", "0"), ("max-size-time", "0")])?);
         }
         let mut added = match kind {
             BranchKind::Video => s.stage.video(ctx)?,
-            BranchKind::Audio => s.stage.audio(ctx)?,
+            BranchKind::Audio | BranchKind::EncodedAudio => s.stage.audio(ctx)?,
         };
         chain.append(&mut added);
     }
@@ -55,7 +61,7 @@ fn head(kind: BranchKind, threaded: bool) -> Result<gst::Element, PipelineError>
         }
         BranchKind::Video => make_with("identity", &[("silent", "true")]),
         // Audio may have to wait while the video encoder fills its lookahead: allow a few seconds.
-        BranchKind::Audio => make_with(
+        BranchKind::Audio | BranchKind::EncodedAudio => make_with(
             "queue",
             &[("max-size-buffers", "0"), ("max-size-bytes", "0"), ("max-size-time", "5000000000")],
         ),

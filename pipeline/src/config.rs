@@ -208,6 +208,7 @@ fn order_problems(stages: &[(usize, LoadedStage)]) -> Vec<Problem> {
 /// Build every stage's elements once and throw them away, so missing plugins and bad raw chains
 /// are reported at load time rather than in the middle of a job.
 fn dry_build_problems(stages: &[(usize, LoadedStage)], ctx: &BuildContext) -> Vec<Problem> {
+    let ctx = &BuildContext { dry_run: true, ..ctx.clone() };
     let mut problems = Vec::new();
     for (index, s) in stages {
         if !s.stage.validate().is_empty() {

@@ -24,6 +24,12 @@ pub fn make_with(factory: &str, props: &[(&str, &str)]) -> Result<gst::Element, 
     Ok(element)
 }
 
+/// Fail as `make` would when `factory` is not installed, without creating the element (which
+/// would load its plugin).
+pub fn require(factory: &str) -> Result<(), PipelineError> {
+    gst::ElementFactory::find(factory).map(|_| ()).ok_or_else(|| missing(factory))
+}
+
 /// A `capsfilter` restricting the stream to `caps` (gst-launch syntax).
 pub fn capsfilter(caps: &str) -> Result<gst::Element, PipelineError> {
     let parsed: gst::Caps = caps.parse().map_err(|_| {

@@ -5,6 +5,9 @@
 //!                                     └─ audio branch: queue ! <stages> ! queue ! <encoder> ─┘
 //! ```
 //!
+//! Sound that already fits the output (AAC-LC, at most two channels, no stage changing it) is
+//! not decoded: decodebin exposes it still encoded, and its branch is the head queue alone.
+//!
 //! On one CPU the video branch has no queues (see `branch::elements`).
 //!
 //! Branches are created when decodebin exposes its pads, because only then is it known whether
@@ -93,10 +96,14 @@ pub(crate) fn build(
     // The codec allow-list, and the limits a parser's caps speak to, before each element is
     // plugged: returning `false` stops decodebin from plugging anything for that stream.
     let plug_shared = shared.clone();
+    let (plug_plan, plug_ctx) = (plan.clone(), ctx.clone());
     decodebin.connect("autoplug-continue", false, move |args| {
         let dbin = args[0].get::<gst::Element>().ok()?;
         let caps = args[2].get::<gst::Caps>().ok()?;
-        Some(may_plug(&dbin, &caps, &limits, &plug_shared).to_value())
+        let plug = may_plug(&dbin, &caps, &limits, &plug_shared)
+            // Sound that already fits the output stops here, undecoded: decodebin exposes it as is.
+            && !caps.structure(0).is_some_and(|s| plug_plan.passes_encoded_audio(s, &plug_ctx));
+        Some(plug.to_value())
     });
 
     let unknown_shared = shared.clone();
@@ -159,10 +166,11 @@ fn on_pad_added(
         }
     }
 
+    let encoded_audio = caps.structure(0).is_some_and(|s| plan.passes_encoded_audio(s, ctx));
     let kind = if media.starts_with("video/") && !shared.video_linked.swap(true, Ordering::SeqCst) {
         Some(BranchKind::Video)
     } else if media.starts_with("audio/") && plan.keeps_audio() && !shared.audio_linked.swap(true, Ordering::SeqCst) {
-        Some(BranchKind::Audio)
+        Some(if encoded_audio { BranchKind::EncodedAudio } else { BranchKind::Audio })
     } else {
         None
     };

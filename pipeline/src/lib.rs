@@ -91,6 +91,12 @@ impl Pipeline {
         self.stages.iter().all(|s| s.stage.keeps_audio())
     }
 
+    /// Whether the input's encoded sound (`audio`: the demuxer's caps) goes to the output as it
+    /// is, with every stage's consent (see [`Stage::passes_encoded_audio`]).
+    pub fn passes_encoded_audio(&self, audio: &gst::StructureRef, ctx: &BuildContext) -> bool {
+        self.keeps_audio() && self.stages.iter().all(|s| s.stage.passes_encoded_audio(audio, ctx))
+    }
+
     pub fn source_options(&self) -> SourceOptions {
         self.stages.iter().find_map(|s| s.stage.source_options()).unwrap_or_default()
     }

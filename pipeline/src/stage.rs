@@ -31,12 +31,17 @@ pub struct BuildContext {
     /// Where relative paths in the pipeline file resolve: the file's folder. `None` leaves
     /// them relative to the working directory (the built-in pipeline).
     pub base_dir: Option<std::path::PathBuf>,
+    /// Set while the loader checks a pipeline (the dry build): a stage may then only check that
+    /// a heavy element's factory exists instead of creating it. Creating an element loads its
+    /// plugin's libraries into the process for good (`avenc_aac` maps the whole libav stack,
+    /// about 30 MiB of resident memory), which a run that never uses it should not pay.
+    pub dry_run: bool,
 }
 
 impl BuildContext {
     /// A context with `threads` CPU threads and no base folder.
     pub fn with_threads(threads: usize) -> Self {
-        BuildContext { threads, base_dir: None }
+        BuildContext { threads, base_dir: None, dry_run: false }
     }
 }
 
@@ -114,6 +119,13 @@ pub trait Stage: fmt::Debug + Send + Sync {
     /// `false` removes the audio stream from the output.
     fn keeps_audio(&self) -> bool {
         true
+    }
+
+    /// Whether the input's sound, still encoded as `audio` (its caps), may go to the output as
+    /// it is: the run then neither decodes nor encodes it. By default a stage allows it when it
+    /// adds nothing to the audio branch; one stage saying no makes the run decode and re-encode.
+    fn passes_encoded_audio(&self, _audio: &gst::StructureRef, ctx: &BuildContext) -> bool {
+        self.audio(ctx).is_ok_and(|chain| chain.is_empty())
     }
 
     fn source_options(&self) -> Option<SourceOptions> {

@@ -8,7 +8,7 @@
 //! The encoder is `anbx264enc` (`x264enc.rs`): x264 with `x264enc`'s parameters, giving each
 //! picture back to upstream as soon as x264 has copied it.
 
-use anb_pipeline::elements::{capsfilter, make, make_with};
+use anb_pipeline::elements::{capsfilter, make, make_with, require};
 use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Role, Stage};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,11 @@ fn default_profile() -> String {
 fn default_audio_bitrate_kbps() -> u32 {
     DEFAULT_AUDIO_BITRATE_KBPS
 }
+fn default_audio_passthrough() -> bool {
+    true
+}
+/// The AAC encoder. Its plugin (gst-libav) maps the whole libav stack when loaded.
+const AAC_ENCODER: &str = "avenc_aac";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +63,11 @@ pub struct Encode {
     /// AAC bitrate in kbit/s. Default 128.
     #[serde(default = "default_audio_bitrate_kbps")]
     pub audio_bitrate_kbps: u32,
+    /// Keep the input's sound as it is when it already fits the output (AAC-LC, at most two
+    /// channels) and no stage changes it: no decoding, no re-encoding, no generation loss, and
+    /// `audio_bitrate_kbps` does not apply. Default `true`.
+    #[serde(default = "default_audio_passthrough")]
+    pub audio_passthrough: bool,
 }
 
 impl Default for Encode {
@@ -69,6 +79,7 @@ impl Default for Encode {
             profile: default_profile(),
             threads: None,
             audio_bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
+            audio_passthrough: true,
         }
     }
 }
@@ -125,10 +136,29 @@ impl Stage for Encode {
         ])
     }
 
-    fn audio(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+    fn audio(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
+        if ctx.dry_run {
+            // Checked without loading the plugin: a run whose sound passes through never needs it.
+            return require(AAC_ENCODER).map(|()| Vec::new());
+        }
         let bitrate = (self.audio_bitrate_kbps * 1000).to_string();
-        Ok(vec![make("audioconvert")?, make("audioresample")?, make_with("avenc_aac", &[("bitrate", &bitrate)])?])
+        Ok(vec![make("audioconvert")?, make("audioresample")?, make_with(AAC_ENCODER, &[("bitrate", &bitrate)])?])
     }
+
+    fn passes_encoded_audio(&self, audio: &gst::StructureRef, _ctx: &BuildContext) -> bool {
+        self.audio_passthrough && fits_output(audio)
+    }
+}
+
+/// Whether encoded sound can go into the output as it is: MPEG-4 AAC-LC in raw frames (as MP4
+/// and Matroska store them, with the decoder's configuration) with one or two channels.
+fn fits_output(audio: &gst::StructureRef) -> bool {
+    audio.name() == "audio/mpeg"
+        && audio.get::<i32>("mpegversion").is_ok_and(|v| v == 4)
+        && audio.get::<&str>("stream-format").is_ok_and(|f| f == "raw")
+        && audio.get::<&str>("profile").is_ok_and(|p| p == "lc")
+        && audio.has_field("codec_data")
+        && matches!(audio.get::<i32>("channels"), Ok(1 | 2))
 }
 
 #[cfg(test)]
@@ -139,7 +169,7 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Encode { crf: Some(20), threads: Some(2), ..Encode::default() });
+        assert_round_trip(&Encode { crf: Some(20), threads: Some(2), audio_passthrough: false, ..Encode::default() });
         assert_rejects_unknown_field::<Encode>("bitrate = 1000");
     }
 
@@ -148,6 +178,37 @@ mod tests {
         let e = Encode { crf: Some(60), video_bitrate_kbps: Some(2000), preset: "quick".into(), ..Encode::default() };
         let fields: Vec<_> = e.validate().into_iter().filter_map(|p| p.field).collect();
         assert_eq!(fields, ["preset", "crf", "crf"]);
+    }
+
+    #[test]
+    fn only_aac_lc_in_one_or_two_channels_passes_through() {
+        gst::init().unwrap();
+        let aac = |extra: &str| -> gst::Caps {
+            format!("audio/mpeg,mpegversion=4,stream-format=raw,profile=lc,codec_data=(buffer)1190,rate=48000,channels=2{extra}")
+                .parse()
+                .unwrap()
+        };
+        let ctx = BuildContext::with_threads(1);
+        let passes = |stage: &Encode, caps: gst::Caps| stage.passes_encoded_audio(caps.structure(0).unwrap(), &ctx);
+        let stage = Encode::default();
+        assert!(passes(&stage, aac("")));
+        assert!(passes(&stage, aac(",channels=1")));
+        assert!(!passes(&stage, aac(",channels=6")), "more than two channels");
+        assert!(!passes(&stage, aac(",profile=he-aac")), "HE-AAC");
+        assert!(!passes(&stage, aac(",stream-format=adts")), "ADTS frames");
+        assert!(!passes(&stage, aac(",mpegversion=2")), "MPEG-2 AAC");
+        assert!(!passes(&stage, "audio/mpeg,mpegversion=1,layer=3,rate=44100,channels=2".parse().unwrap()), "MP3");
+        assert!(!passes(&stage, "audio/x-raw,format=S16LE,rate=48000,channels=2".parse().unwrap()), "decoded sound");
+        assert!(!passes(&Encode { audio_passthrough: false, ..Encode::default() }, aac("")), "switched off");
+    }
+
+    #[test]
+    fn the_dry_build_checks_the_aac_encoder_without_creating_it() {
+        gst::init().unwrap();
+        let dry = BuildContext { dry_run: true, ..BuildContext::with_threads(1) };
+        assert!(Encode::default().audio(&dry).unwrap().is_empty());
+        let real = Encode::default().audio(&BuildContext::with_threads(1)).unwrap();
+        assert_eq!(real.last().and_then(|e| e.factory()).map(|f| f.name().to_string()).as_deref(), Some(AAC_ENCODER));
     }
 
     #[test]
