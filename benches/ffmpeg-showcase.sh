@@ -5,8 +5,8 @@
 # AAC 128 kbit/s, index at the front. The input is limited to 30 s (`-t` before `-i`), so
 # ffmpeg reads no more than it needs either. Usage: ffmpeg-showcase.sh IN OUT
 # THREADS=N sets the decoder's, the filters' and x264's threads by the rules `anb process
-# --threads N` applies (ffmpeg's automatic counts ignore CPU quotas): libavcodec N + 1 frame
-# threads when N > 1 (else 1), x264 N × 3 / 2 (at least 1), filters N.
+# --threads N` applies (ffmpeg's automatic counts ignore CPU quotas): libavcodec N frame
+# threads, x264 N × 3 / 2 (at least 1), filters N.
 # The text matches what `textoverlay` draws for the pipeline's "Sans Bold" 28 with a 24 px
 # margin: the same bounding box within 2 px (textoverlay's 178 x 62 px at 1280x720, this one
 # 178 x 60; right edges 32 px and bottoms 46-47 px from the frame's, measured on a flat clip),
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 in=$1 out=$2
 threads_in=() threads_filter=() threads_out=()
 if [[ -n "${THREADS:-}" ]]; then
-  decoder=$(( THREADS > 1 ? THREADS + 1 : 1 ))
+  decoder=$THREADS
   encoder=$(( THREADS * 3 / 2 > 1 ? THREADS * 3 / 2 : 1 ))
   threads_in=(-threads "$decoder")
   threads_filter=(-filter_threads "$THREADS" -filter_complex_threads "$THREADS")
