@@ -408,7 +408,7 @@ def main():
         print(f"{r['vcpu']:>5} {r['concurrency']:>5} {r['videos_per_min']:>10.2f} {r['realtime_factor']:>6.2f} {r['p50_job_secs']:>7.1f} "
               f"{r['p95_job_secs']:>7.1f} {r['peak_rss_per_job_mib']:>11.0f} {r['ffmpeg_p50_job_secs']:>10.1f} {r['ffmpeg_ratio']:>6.2f}"
               f" {r['anb_ssim']:>9.5f} {r['ffmpeg_ssim']:>8.5f} {r['anb_psnr_db']:>9.2f} {r['ffmpeg_psnr_db']:>7.2f}{mark}")
-    print("  * best concurrency for the size; ratio = anb / ffmpeg median job wall time (target <= 1.0); SSIM and PSNR")
+    print("  * best concurrency for the size; ratio = anb / ffmpeg median job wall time (target <= 0.90); SSIM and PSNR")
     print(f"    against the source scaled by ffmpeg, watermarks masked; 'worse quality' = anb's SSIM more than "
           f"{quality.SSIM_TOLERANCE} below ffmpeg's")
     print(f"\nRecommendations for a {args.latency_target_secs:.0f} s latency target (task start {args.task_start_secs:.0f} s; "
