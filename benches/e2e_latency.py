@@ -57,6 +57,11 @@ def job_done(log_path, video_id):
     return None
 
 
+def ms(secs):
+    """Whole milliseconds (an int, so a value just below zero prints as 0, not -0)."""
+    return round(secs * 1000)
+
+
 def one_run(web_url, token, clip, log_path, n):
     time.sleep(IDLE_SECS)
     video_id, answered = upload(web_url, token, clip, f"latency {n}")
@@ -96,8 +101,8 @@ def main():
     for n in range(1, int(runs) + 1):
         r = one_run(web_url, token, clip, log_path, n)
         results.append(r)
-        print(f"  {label} run {n}: {r['overhead_secs'] * 1000:.0f} ms around a {r['pipeline_secs']:.2f} s pipeline "
-              f"(pickup {r['queued_secs'] * 1000:.0f} ms; client saw it {r['client_saw_overhead_secs'] * 1000:.0f} ms after)",
+        print(f"  {label} run {n}: {ms(r['overhead_secs'])} ms around a {r['pipeline_secs']:.2f} s pipeline "
+              f"(pickup {ms(r['queued_secs'])} ms; client saw it {ms(r['client_saw_overhead_secs'])} ms after)",
               file=sys.stderr)
 
     def median(key):
@@ -113,9 +118,9 @@ def main():
     }
     with open(out, "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"{label}: upload answer to completed, minus the pipeline: median {summary['median_overhead_secs'] * 1000:.0f} ms "
-          f"over {len(results)} runs (queue pickup {summary['median_queued_secs'] * 1000:.0f} ms; "
-          f"seen by a client polling every {POLL_SECS * 1000:.0f} ms: {summary['median_client_saw_overhead_secs'] * 1000:.0f} ms)")
+    print(f"{label}: upload answer to completed, minus the pipeline: median {ms(summary['median_overhead_secs'])} ms "
+          f"over {len(results)} runs (queue pickup {ms(summary['median_queued_secs'])} ms; "
+          f"seen by a client polling every {ms(POLL_SECS)} ms: {ms(summary['median_client_saw_overhead_secs'])} ms)")
 
 
 if __name__ == "__main__":
