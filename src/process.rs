@@ -88,11 +88,31 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     match result {
         Ok(report) => {
-            print_summary(&args, &report, s3_reader.as_deref());
+            let side_outputs = match write_side_outputs(&args.output, &report) {
+                Ok(written) => written,
+                Err(e) => return Ok(fail(&args, &PipelineError::new(ErrorCode::SinkFailed, format!("writing a side output: {e}")))),
+            };
+            print_summary(&args, &report, s3_reader.as_deref(), &side_outputs);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Ok(fail(&args, &e)),
     }
+}
+
+/// Each side output (a poster) beside a local output, as `OUT-STEM.NAME.EXT`; returns what was
+/// written. Beside an S3 output they are not written (the platform's worker stores those).
+fn write_side_outputs(output: &Location, report: &RunReport) -> std::io::Result<Vec<(String, PathBuf, usize)>> {
+    let Location::File(path) = output else { return Ok(Vec::new()) };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    report
+        .artifacts
+        .iter()
+        .map(|a| {
+            let side = path.with_file_name(format!("{stem}.{}.{}", a.name, a.extension));
+            std::fs::write(&side, &a.bytes)?;
+            Ok((a.name.clone(), side, a.bytes.len()))
+        })
+        .collect()
 }
 
 /// Ctrl-C or SIGTERM cancels the run, so the partial output is removed before exiting. The
@@ -136,7 +156,7 @@ macro_rules! out {
     }};
 }
 
-fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobReader>) {
+fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobReader>, side_outputs: &[(String, PathBuf, usize)]) {
     let mb = |b: u64| b as f64 / 1e6;
     if args.json {
         let summary = serde_json::json!({
@@ -150,6 +170,9 @@ fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobR
             "bytes_read": r.bytes_read,
             "bytes_written": r.bytes_written,
             "s3_bytes_fetched": s3_reader.map(|reader| reader.bytes_fetched()),
+            "side_outputs": side_outputs.iter().map(|(name, path, bytes)| serde_json::json!({
+                "name": name, "path": path.display().to_string(), "bytes": bytes,
+            })).collect::<Vec<_>>(),
         });
         out!("{summary}");
         return;
@@ -163,6 +186,9 @@ fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobR
         mb(r.bytes_read),
         100.0 * r.bytes_read as f64 / r.input_size.max(1) as f64
     );
+    for (name, path, bytes) in side_outputs {
+        out!("{name:<7} {} ({:.1} kB)", path.display(), *bytes as f64 / 1e3);
+    }
     if let Some(reader) = s3_reader {
         let fetched = reader.bytes_fetched();
         out!("fetched {:.1} MB from S3 ({:.1}% of the object)", mb(fetched), 100.0 * fetched as f64 / r.input_size.max(1) as f64);

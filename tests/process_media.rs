@@ -252,3 +252,43 @@ fn sound_that_changes_or_does_not_fit_is_encoded_to_aac() {
     let audio = probe(&output).audio().expect("sound kept").clone();
     assert_eq!((audio["codec_name"].as_str(), audio["profile"].as_str()), (Some("aac"), Some("LC")));
 }
+
+// A `poster` stage after resize and watermark: a JPEG of the processed picture beside the
+// output, from the same run, not frame 0 (black here, as many phone clips start) but a
+// well-exposed frame of the first third. Without the stage nothing is written beside it.
+#[test]
+fn a_poster_stage_writes_a_well_exposed_still_beside_the_output() {
+    let dir = tmp();
+    let input = dir.path().join("in.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "color=black:s=320x240:r=10:d=1", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=10:d=5"])
+        .args(["-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let showcase = std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap();
+    let with_poster = showcase
+        .replace("assets/anb-logo.png", &repo_root().join("assets/anb-logo.png").to_string_lossy())
+        .replace("[[stage]]\ntype = \"audio\"", "[[stage]]\ntype = \"poster\"\nwidth = 320\n\n[[stage]]\ntype = \"audio\"");
+    assert_ne!(with_poster, showcase.replace("assets/anb-logo.png", &repo_root().join("assets/anb-logo.png").to_string_lossy()));
+    let file = pipeline_file(dir.path(), "poster.toml", &with_poster);
+
+    let output = dir.path().join("clip.mp4");
+    let outcome = process(&input, &output, Some(&file), &[]);
+    outcome.assert_ok();
+    let poster = dir.path().join("clip.poster.jpg");
+    assert_eq!(outcome.json["side_outputs"][0]["path"], poster.to_string_lossy().as_ref());
+    let bytes = std::fs::read(&poster).unwrap();
+    assert_eq!(&bytes[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    let still = frame_at(&poster, 0.0);
+    assert_eq!((still.width, still.height), (320, 180), "the processed 16:9 picture at the poster's width");
+    let lit = (0..still.height).step_by(4).flat_map(|y| (0..still.width).step_by(4).map(move |x| (x, y)));
+    let (all, black) = lit.fold((0, 0), |(n, b), (x, y)| (n + 1, b + still.is_black(x, y) as u32));
+    assert!(black * 2 < all, "{black} of {all} samples are black: the black opening was chosen");
+    assert!(probe(&output).video()["width"] == 1280, "the main output is unchanged");
+
+    let plain = dir.path().join("plain.mp4");
+    process(&input, &plain, None, &[]).assert_ok();
+    assert!(!dir.path().join("plain.poster.jpg").exists(), "no poster without the stage");
+}

@@ -16,6 +16,7 @@ pub mod io;
 pub mod registry;
 mod run;
 mod shared;
+pub mod side_output;
 pub mod stage;
 mod window;
 
@@ -27,6 +28,7 @@ pub use error::{ConfigError, ErrorCode, PipelineError, Problem};
 pub use io::{ByteSink, ByteSource, FileSink, FileSource};
 pub use registry::Registry;
 pub use run::{CancelToken, Progress, ProgressFn, RunOptions, RunReport};
+pub use side_output::{Artifact, Artifacts};
 pub use stage::{BuildContext, Role, SinkOptions, SourceOptions, Stage, Window};
 
 /// Initialise GStreamer once per process. Cheap to call again.

@@ -12,7 +12,7 @@ use crate::error::{ErrorCode, PipelineError};
 use crate::graph::{self, Graph};
 use crate::io::{ByteSink, ByteSource};
 use crate::shared::Shared;
-use crate::stage::BuildContext;
+use crate::stage::{BuildContext, Window};
 use crate::Pipeline;
 
 /// How often the runner wakes to check for cancellation, stalls and progress.
@@ -65,6 +65,8 @@ pub struct RunReport {
     pub wall_time: Duration,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// The side outputs the stages published (a poster), to be stored beside the output.
+    pub artifacts: Vec<crate::side_output::Artifact>,
 }
 
 impl RunReport {
@@ -101,6 +103,18 @@ impl Default for RunOptions {
     }
 }
 
+/// The output's length as the input's header and the trim window give it.
+fn expected_duration(admitted: &admission::Admitted, window: Option<Window>) -> Option<Duration> {
+    let input = admitted.facts.as_ref()?.duration?;
+    Some(match window {
+        Some(w) => {
+            let after_start = input.saturating_sub(w.start);
+            w.max_duration.map_or(after_start, |max| after_start.min(max))
+        }
+        None => input,
+    })
+}
+
 pub(crate) fn run_blocking(
     plan: Arc<Pipeline>,
     source: Arc<dyn ByteSource>,
@@ -124,6 +138,9 @@ pub(crate) fn run_blocking(
             return Err(refusal);
         }
     };
+    // Fresh for this run: a context reused across runs must not carry another run's artifacts.
+    opts.ctx.artifacts = Default::default();
+    opts.ctx.expected_duration = expected_duration(&admitted, expected_window);
     let Graph { pipeline, shared } = graph::build(plan, source, sink, &opts.ctx, &admitted)?;
     let span = tracing::debug_span!("pipeline_run", input_size);
     let _enter = span.enter();
@@ -153,6 +170,7 @@ pub(crate) fn run_blocking(
                 wall_time: started.elapsed(),
                 bytes_read: progress.bytes_read,
                 bytes_written,
+                artifacts: opts.ctx.artifacts.take(),
             })
         }
         Err(error) => {

@@ -36,12 +36,17 @@ pub struct BuildContext {
     /// plugin's libraries into the process for good (`avenc_aac` maps the whole libav stack,
     /// about 30 MiB of resident memory), which a run that never uses it should not pay.
     pub dry_run: bool,
+    /// How long the output should be, when the input's header and the trim window tell (set by
+    /// the runner): a side output can aim at a point of the video before it is all decoded.
+    pub expected_duration: Option<Duration>,
+    /// Where the run's side outputs go (see [`crate::side_output`]); fresh for every run.
+    pub artifacts: crate::side_output::Artifacts,
 }
 
 impl BuildContext {
     /// A context with `threads` CPU threads and no base folder.
     pub fn with_threads(threads: usize) -> Self {
-        BuildContext { threads, base_dir: None, dry_run: false }
+        BuildContext { threads, base_dir: None, dry_run: false, expected_duration: None, artifacts: Default::default() }
     }
 }
 

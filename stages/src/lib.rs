@@ -4,6 +4,7 @@ pub mod audio;
 pub mod encode;
 pub mod endpoints;
 pub mod gst_chain;
+pub mod poster;
 pub mod resize;
 pub mod trim;
 pub mod watermark;
@@ -22,6 +23,7 @@ pub fn registry() -> Registry {
         .register::<watermark::Watermark>("watermark")
         .register::<audio::Audio>("audio")
         .register::<gst_chain::GstChain>("gst")
+        .register::<poster::Poster>("poster")
         .register::<encode::Encode>("encode")
         .register::<endpoints::Upload>("upload")
 }

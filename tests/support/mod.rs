@@ -239,8 +239,13 @@ impl Frame {
 
 /// The frame shown at `secs`, decoded by ffmpeg (which applies rotation metadata), as PPM.
 pub fn frame_at(path: &Path, secs: f64) -> Frame {
+    // No seek for the first frame: a still image (a poster) has nothing to seek in, and a seek
+    // to 0 can leave ffmpeg with no frame to give.
+    let seek = if secs > 0.0 { vec!["-ss".to_string(), secs.to_string()] } else { Vec::new() };
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &secs.to_string(), "-i"])
+        .args(["-v", "error"])
+        .args(&seek)
+        .arg("-i")
         .arg(path)
         .args(["-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "-"])
         .output()
