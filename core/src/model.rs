@@ -91,6 +91,8 @@ pub struct Video {
     pub original_size: Option<i64>,
     /// Blob key of the result, set when completed.
     pub processed_key: Option<String>,
+    /// Blob key of the poster (a JPEG still), when the pipeline made one.
+    pub poster_key: Option<String>,
     /// Stable code of the last failure (`invalid-input`, `storage-unavailable`, ...).
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -126,6 +128,7 @@ pub struct PublicVideo {
     pub id: Uuid,
     pub title: String,
     pub processed_key: Option<String>,
+    pub poster_key: Option<String>,
     pub first_name: String,
     pub last_name: String,
     pub city: String,

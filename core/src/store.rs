@@ -126,7 +126,8 @@ pub trait Store: Send + Sync + 'static {
     /// is no longer current).
     async fn set_progress(&self, id: Uuid, attempt: i32, progress: Option<f64>) -> StoreResult<bool>;
     /// `processing → completed` for the current attempt.
-    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str) -> StoreResult<bool>;
+    /// Record the attempt's output (and its poster, if it made one) as the video's.
+    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str, poster_key: Option<&str>) -> StoreResult<bool>;
     /// `processing → failed` for the current attempt, with a stable code.
     async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool>;
     /// `processing → pending` for the current attempt: a transient failure, the job will be retried.
@@ -165,7 +166,7 @@ fn now() -> OffsetDateTime {
 }
 
 const VIDEO_COLUMNS: &str = "v.id, v.user_id, v.title, v.description, v.status, v.original_key, v.original_size,
-    v.processed_key, v.error_code, v.error_message, v.error_retryable, v.attempts, v.attempts_base, v.progress,
+    v.processed_key, v.poster_key, v.error_code, v.error_message, v.error_retryable, v.attempts, v.attempts_base, v.progress,
     v.uploaded_at, v.processed_at, v.enqueued_at, v.updated_at,
     (SELECT count(*) FROM votes WHERE votes.video_id = v.id) AS votes";
 
@@ -370,10 +371,10 @@ impl Store for SqlStore {
         .rows_affected() == 1))
     }
 
-    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str) -> StoreResult<bool> {
+    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str, poster_key: Option<&str>) -> StoreResult<bool> {
         let at = now();
         on_pool!(&self.db, pool => Ok(sqlx::query(
-            "UPDATE videos SET status = 'completed', processed_key = $3, progress = 1, processed_at = $4,
+            "UPDATE videos SET status = 'completed', processed_key = $3, poster_key = $5, progress = 1, processed_at = $4,
                 error_code = NULL, error_message = NULL, error_retryable = false, updated_at = $4
              WHERE id = $1 AND attempts = $2 AND status = 'processing'",
         )
@@ -381,6 +382,7 @@ impl Store for SqlStore {
         .bind(attempt)
         .bind(processed_key)
         .bind(at)
+        .bind(poster_key)
         .execute(pool)
         .await?
         .rows_affected() == 1))
@@ -396,7 +398,7 @@ impl Store for SqlStore {
 
     async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>> {
         on_pool!(&self.db, pool => Ok(sqlx::query_as(
-            "SELECT v.id, v.title, v.processed_key, u.first_name, u.last_name, u.city, u.country, v.uploaded_at,
+            "SELECT v.id, v.title, v.processed_key, v.poster_key, u.first_name, u.last_name, u.city, u.country, v.uploaded_at,
                 (SELECT count(*) FROM votes WHERE votes.video_id = v.id) AS votes
              FROM videos v JOIN users u ON u.id = v.user_id
              WHERE v.status = 'completed'

@@ -58,7 +58,7 @@ async fn completed_video(store: &SqlStore, user_id: Uuid) -> Uuid {
     let StartOutcome::Started { attempt, .. } = store.start_processing(video.id, LIVE).await.unwrap() else {
         panic!("a pending video starts")
     };
-    assert!(store.complete(video.id, attempt, &format!("processed/{}.mp4", video.id)).await.unwrap());
+    assert!(store.complete(video.id, attempt, &format!("processed/{}.mp4", video.id), None).await.unwrap());
     video.id
 }
 
@@ -132,9 +132,9 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     // The first worker's late writes find nothing to update.
     assert!(!store.set_progress(video, first, Some(0.9)).await.unwrap());
     assert!(!store.fail(video, first, "pipeline-stalled", "late", true).await.unwrap());
-    assert!(!store.complete(video, first, "processed/x.mp4").await.unwrap());
+    assert!(!store.complete(video, first, "processed/x.mp4", None).await.unwrap());
 
-    assert!(store.complete(video, second, &format!("processed/{video}.mp4")).await.unwrap());
+    assert!(store.complete(video, second, &format!("processed/{video}.mp4"), None).await.unwrap());
     let done = store.video(video).await.unwrap().unwrap();
     assert_eq!((done.status, done.progress), (VideoStatus::Completed, 1.0));
     assert!(done.processed_at.is_some());
@@ -142,7 +142,7 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     assert_eq!(store.start_processing(video, LIVE).await.unwrap(), StartOutcome::AlreadyCompleted);
     assert!(!store.fail(video, second, "invalid-input", "duplicate", false).await.unwrap());
     assert!(!store.retry_later(video, second, "storage-unavailable", "duplicate").await.unwrap());
-    assert!(!store.complete(video, second, "processed/other.mp4").await.unwrap());
+    assert!(!store.complete(video, second, "processed/other.mp4", None).await.unwrap());
     let after = store.video(video).await.unwrap().unwrap();
     assert_eq!((after.status, after.processed_key), (VideoStatus::Completed, done.processed_key));
     assert_eq!(store.start_processing(Uuid::new_v4(), LIVE).await.unwrap(), StartOutcome::Missing);

@@ -70,6 +70,8 @@ pub struct PublicVideoResponse {
     city: String,
     country: String,
     processed_url: Option<String>,
+    /// A JPEG still of the video (signed, expiring like `processed_url`), or null.
+    poster_url: Option<String>,
     votes: i64,
     uploaded_at: String,
 }
@@ -88,6 +90,7 @@ pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery
         for v in rows {
             out.push(PublicVideoResponse {
                 processed_url: presigned(&state, v.processed_key.as_deref()).await?,
+                poster_url: presigned(&state, v.poster_key.as_deref()).await?,
                 video_id: v.id,
                 title: v.title,
                 player_name: format!("{} {}", v.first_name, v.last_name),

@@ -287,6 +287,9 @@ pub struct VideoSummary {
     uploaded_at: String,
     processed_at: Option<String>,
     processed_url: Option<String>,
+    /// A JPEG still of the processed video (signed, expiring like `processed_url`); null when
+    /// the video has none (processed before posters, or by a pipeline without the stage).
+    poster_url: Option<String>,
     votes: i64,
 }
 
@@ -302,6 +305,8 @@ pub struct VideoDetail {
     processed_at: Option<String>,
     original_url: Option<String>,
     processed_url: Option<String>,
+    /// A JPEG still of the processed video (signed, expiring like `processed_url`), or null.
+    poster_url: Option<String>,
     votes: i64,
     /// Additive: 0..1 while processing.
     progress: f64,
@@ -324,6 +329,10 @@ fn processed_key(video: &Video) -> Option<&str> {
     (video.status == VideoStatus::Completed).then_some(video.processed_key.as_deref()).flatten()
 }
 
+fn poster_key(video: &Video) -> Option<&str> {
+    (video.status == VideoStatus::Completed).then_some(video.poster_key.as_deref()).flatten()
+}
+
 /// The caller's videos, newest first.
 #[utoipa::path(get, path = "/api/videos", tag = "videos", security(("bearer" = [])), responses(
     (status = 200, description = "The caller's videos", body = Vec<VideoSummary>),
@@ -336,6 +345,7 @@ pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUse
         for v in videos {
             out.push(VideoSummary {
                 processed_url: presigned(&state, processed_key(&v)).await?,
+                poster_url: presigned(&state, poster_key(&v)).await?,
                 video_id: v.id,
                 title: v.title,
                 status: v.status,
@@ -398,6 +408,7 @@ pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
         Ok(VideoDetail {
             original_url: presigned(&state, Some(&v.original_key)).await?,
             processed_url: presigned(&state, processed_key(&v)).await?,
+            poster_url: presigned(&state, poster_key(&v)).await?,
             video_id: v.id,
             title: v.title,
             description: v.description,
@@ -437,7 +448,7 @@ pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
     forget_own(&state, user_id, Some(deleted.id));
     // The row is gone; the blobs follow. A failure here leaves an orphan blob, never a row
     // pointing at nothing.
-    for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref()].into_iter().flatten() {
+    for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref(), deleted.poster_key.as_deref()].into_iter().flatten() {
         if let Ok(key) = BlobKey::new(key) {
             if let Err(e) = state.backends.blobs.delete(&key).await {
                 tracing::warn!(%key, error = %e, "could not delete the blob of a deleted video");

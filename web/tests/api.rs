@@ -141,7 +141,7 @@ async fn an_upload_is_stored_listed_enqueued_and_downloadable_until_its_link_exp
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!((list[0]["video_id"].as_str(), list[0]["status"].as_str()), (Some(video_id.as_str()), Some("pending")));
     assert_eq!((list[0]["title"].as_str(), list[0]["votes"].as_i64()), (Some("My best dunk"), Some(0)));
-    assert!(list[0]["processed_url"].is_null() && list[0]["processed_at"].is_null());
+    assert!(list[0]["processed_url"].is_null() && list[0]["processed_at"].is_null() && list[0]["poster_url"].is_null());
     assert!(time::OffsetDateTime::parse(list[0]["uploaded_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).is_ok());
 
     let (status, detail) = app.get(&format!("/api/videos/{video_id}"), Some(&token)).await;
@@ -248,6 +248,11 @@ async fn only_the_owner_sees_or_deletes_a_video_and_voted_videos_stay(db: Db) {
 
 /// Upload through the API, then take the video to `completed` as a worker would.
 async fn completed(app: &App, token: &str, title: &str) -> String {
+    completed_with(app, token, title, None).await
+}
+
+/// As `completed`, with a poster stored under `poster` when given.
+async fn completed_with(app: &App, token: &str, title: &str, poster: Option<&'static [u8]>) -> String {
     let (status, body) = app.upload(token, mp4_bytes(1000), Some(title)).await;
     assert_eq!(status, 201);
     let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
@@ -260,7 +265,12 @@ async fn completed(app: &App, token: &str, title: &str) -> String {
         .put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"processed"))])))
         .await
         .unwrap();
-    assert!(store.complete(id, attempt, &key).await.unwrap());
+    let poster_key = format!("posters/{id}-{attempt}.jpg");
+    if let Some(bytes) = poster {
+        let body = Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(bytes))]));
+        app.state.backends.blobs.put_stream(&BlobKey::new(&poster_key).unwrap(), body).await.unwrap();
+    }
+    assert!(store.complete(id, attempt, &key, poster.map(|_| poster_key.as_str())).await.unwrap());
     id.to_string()
 }
 
@@ -277,7 +287,7 @@ async fn votes_public_listing_and_rankings(db: Db) {
         v
     };
     let zoe1 = completed(&app, &zoe, "zoe 1").await;
-    let ana1 = completed(&app, &ana, "ana 1").await;
+    let ana1 = completed_with(&app, &ana, "ana 1", Some(b"poster")).await;
     let bea1 = completed(&app, &bea, "bea 1").await;
     let (_, pending) = app.upload(&zoe, mp4_bytes(100), Some("pending")).await;
     let pending = pending["video_id"].as_str().unwrap().to_string();
@@ -308,6 +318,14 @@ async fn votes_public_listing_and_rankings(db: Db) {
     assert_eq!((zoe_row["player_name"].as_str(), zoe_row["city"].as_str(), zoe_row["votes"].as_i64()), (Some("Zoe Player"), Some("Cali"), Some(3)));
     let processed = reqwest::get(zoe_row["processed_url"].as_str().unwrap()).await.unwrap();
     assert_eq!(processed.bytes().await.unwrap().as_ref(), b"processed");
+    // A poster where the worker stored one (signed like the video), null where it did not.
+    assert!(zoe_row["poster_url"].is_null(), "{zoe_row}");
+    let ana_row = &page1[1];
+    let poster = reqwest::get(ana_row["poster_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(poster.bytes().await.unwrap().as_ref(), b"poster");
+    let (_, ana_list) = app.get("/api/videos", Some(&ana)).await;
+    let (_, ana_detail) = app.get(&format!("/api/videos/{ana1}"), Some(&ana)).await;
+    assert!(ana_list[0]["poster_url"].is_string() && ana_detail["poster_url"].is_string(), "{ana_list} {ana_detail}");
 
     let (status, r) = app.get("/api/public/rankings", None).await;
     assert_eq!(status, 200, "{r}");
@@ -675,7 +693,7 @@ async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
     let id = Uuid::parse_str(&first).unwrap();
     let store = &app.state.backends.store;
     let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
-    assert!(store.complete(id, attempt, &format!("processed/{id}.mp4")).await.unwrap());
+    assert!(store.complete(id, attempt, &format!("processed/{id}.mp4"), None).await.unwrap());
     assert!(
         settles(|| async { app.get(&format!("/api/videos/{first}"), Some(&ana)).await.1["status"] == "completed" }).await,
         "the detail shows the worker's completion"

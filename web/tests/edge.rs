@@ -222,7 +222,7 @@ async fn players_cannot_vote_for_themselves_and_double_votes_count_once(db: Db) 
     let id = Uuid::parse_str(video["video_id"].as_str().unwrap()).unwrap();
     let store = &app.state.backends.store;
     let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
-    assert!(store.complete(id, attempt, &format!("processed/{id}.mp4")).await.unwrap());
+    assert!(store.complete(id, attempt, &format!("processed/{id}.mp4"), None).await.unwrap());
 
     let vote = |token: String| {
         let (http, url) = (app.http.clone(), app.url(&format!("/api/public/videos/{id}/vote")));

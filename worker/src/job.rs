@@ -95,6 +95,11 @@ pub fn processed_key(video_id: Uuid, attempt: i32) -> String {
     format!("processed/{video_id}-{attempt}.mp4")
 }
 
+/// The poster's key for an attempt (`posters/{video}-{attempt}.jpg`), beside its output's.
+pub fn poster_key(video_id: Uuid, attempt: i32) -> String {
+    format!("posters/{video_id}-{attempt}.jpg")
+}
+
 /// Backoff before a transient failure's retry: the base, doubled per attempt, at most 5 minutes.
 fn retry_delay(base: Duration, attempt: u32) -> Duration {
     (base * (1u32 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(300))
@@ -245,15 +250,20 @@ async fn run_pipeline(
 async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, report: &RunReport) -> Outcome {
     ctx.metrics.realtime_factor(report.realtime_factor());
     let key = processed_key(video_id, attempt);
-    let recorded = persist(ctx.options.settle_budget(), "the completion", || ctx.backends.store.complete(video_id, attempt, &key)).await;
+    let poster = store_poster(ctx, video_id, attempt, report).await;
+    let recorded = persist(ctx.options.settle_budget(), "the completion", || {
+        ctx.backends.store.complete(video_id, attempt, &key, poster.as_deref())
+    })
+    .await;
     match recorded {
         Ok(true) => {
             // Earlier attempts of this video may have stored an output they could not record
             // (a completion lost to a blip, a run that died after storing): this one won.
             for earlier in 1..attempt {
-                let key = processed_key(video_id, earlier);
-                if ctx.backends.blobs.exists(&BlobKey::new(&key).expect("a valid key")).await.unwrap_or(false) {
-                    remove_output(ctx, video_id, &key).await;
+                for key in [processed_key(video_id, earlier), poster_key(video_id, earlier)] {
+                    if ctx.backends.blobs.exists(&BlobKey::new(&key).expect("a valid key")).await.unwrap_or(false) {
+                        remove_output(ctx, video_id, &key).await;
+                    }
                 }
             }
             acknowledge(ctx, message).await;
@@ -267,6 +277,9 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
             let ours = matches!(&row, Ok(Some(v)) if v.processed_key.as_deref() == Some(key.as_str()));
             if !ours && row.is_ok() {
                 remove_output(ctx, video_id, &key).await;
+                if let Some(poster) = &poster {
+                    remove_output(ctx, video_id, poster).await;
+                }
             }
             acknowledge(ctx, message).await;
             if ours { Outcome::Completed } else { Outcome::Superseded }
@@ -278,6 +291,22 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
             tracing::warn!(%video_id, attempt, error = %e, "Could not record the completion; handing the job on");
             hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
             Outcome::Retry(e.code().into())
+        }
+    }
+}
+
+/// Store the run's poster, if the pipeline made one, beside the output; its key, or `None`.
+/// A poster that cannot be stored is left out rather than failing a finished video.
+async fn store_poster(ctx: &JobContext, video_id: Uuid, attempt: i32, report: &RunReport) -> Option<String> {
+    let artifact = report.artifacts.iter().find(|a| a.name == "poster")?;
+    let key = poster_key(video_id, attempt);
+    let blob = BlobKey::new(&key).expect("a valid key");
+    let body = Box::pin(tokio_stream::iter([Ok(bytes::Bytes::from(artifact.bytes.clone()))]));
+    match ctx.backends.blobs.put_stream(&blob, body).await {
+        Ok(_) => Some(key),
+        Err(e) => {
+            tracing::warn!(%video_id, attempt, error = %e, "Could not store the poster; completing without it");
+            None
         }
     }
 }

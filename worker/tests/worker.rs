@@ -89,6 +89,10 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     assert_eq!(done.processed_key.as_deref(), Some(format!("processed/{good}-1.mp4").as_str()), "the first attempt's output");
     let output = rig.backends.blobs.open(&BlobKey::new(format!("processed/{good}-1.mp4")).unwrap()).await.unwrap();
     assert_eq!(&output.read_at(4, 4).await.unwrap()[..], b"ftyp");
+    // The pipeline's poster side output, stored beside the output and recorded with the video.
+    assert_eq!(done.poster_key.as_deref(), Some(format!("posters/{good}-1.jpg").as_str()));
+    let poster = rig.backends.blobs.open(&BlobKey::new(format!("posters/{good}-1.jpg")).unwrap()).await.unwrap();
+    assert_eq!(&poster.read_at(0, 3).await.unwrap()[..], &[0xff, 0xd8, 0xff], "a JPEG");
 
     let failed = rig.video(bad).await;
     assert_eq!((failed.status, failed.error_code.as_deref(), failed.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));

@@ -35,6 +35,10 @@ width = 160
 height = 90
 
 [[stage]]
+type = "poster"
+width = 64
+
+[[stage]]
 type = "encode"
 preset = "ultrafast"
 "#;
