@@ -54,6 +54,10 @@ type = "watermark"
 text = { content = "ANB" }
 
 [[stage]]
+type = "poster"
+width = 160
+
+[[stage]]
 type = "encode"
 preset = "ultrafast"
 "#;
@@ -113,6 +117,11 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     assert_eq!(processed.headers()["x-content-type-options"], "nosniff");
     let disposition = processed.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.starts_with("inline; filename=\"") && disposition.ends_with(".mp4\""), "{disposition}");
+    assert_eq!(processed.headers()["content-type"], "video/mp4");
+    // The poster from the same run, behind a signed link, typed so a browser shows it.
+    let poster = http.get(detail["poster_url"].as_str().expect("a poster")).send().await.unwrap();
+    assert_eq!((poster.status().as_u16(), poster.headers()["content-type"].to_str().unwrap()), (200, "image/jpeg"));
+    assert_eq!(&poster.bytes().await.unwrap()[..3], &[0xff, 0xd8, 0xff]);
     // What serve keeps in data/ is its own: no group or other access anywhere.
     {
         use std::os::unix::fs::PermissionsExt;

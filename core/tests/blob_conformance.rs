@@ -198,7 +198,12 @@ async fn s3_presigned_url_downloads_with_a_plain_http_client() {
     assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"), "{url}");
     let got = reqwest::get(&url).await.unwrap();
     assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "video/mp4", "stored with the type its key names");
     assert_eq!(got.bytes().await.unwrap(), data);
+    let poster = key("posters/shared.jpg");
+    store.put_stream(&poster, Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(b"\xff\xd8\xff"))]))).await.unwrap();
+    let got = reqwest::get(&store.presign_get(&poster, Duration::from_secs(60)).await.unwrap()).await.unwrap();
+    assert_eq!(got.headers()["content-type"], "image/jpeg");
     // moto checks neither the signature nor the expiry of presigned URLs, so an expired URL
     // would still download here; the expiry is S3's to enforce (and the folder backend's, whose
     // test checks it).

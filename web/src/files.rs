@@ -68,7 +68,7 @@ pub async fn download(
     });
     let mut response = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, content_type(key.as_str()))
+        .header(header::CONTENT_TYPE, key.content_type())
         .header(header::CONTENT_LENGTH, end - start)
         .header(header::ACCEPT_RANGES, "bytes")
         // The stored bytes are a user's: never let a browser guess them into HTML, and name
@@ -204,16 +204,6 @@ fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
         (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
     };
     (start < end && start < size).then_some((start, end))
-}
-
-fn content_type(key: &str) -> &'static str {
-    match key.rsplit('.').next() {
-        Some("mp4") => "video/mp4",
-        Some("mov") => "video/quicktime",
-        Some("webm") => "video/webm",
-        Some("mkv") => "video/x-matroska",
-        _ => "application/octet-stream",
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,22 @@ pub use presign::UrlSigner;
 pub struct BlobKey(String);
 
 impl BlobKey {
+    /// The MIME type its extension names: S3 stores it with the object and the folder backend's
+    /// file route answers with it, so a browser plays the video and shows the poster (links are
+    /// served with `nosniff`).
+    pub fn content_type(&self) -> &'static str {
+        match self.0.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+            Some("mp4") => "video/mp4",
+            Some("mov") => "video/quicktime",
+            Some("webm") => "video/webm",
+            Some("mkv") => "video/x-matroska",
+            Some("jpg" | "jpeg") => "image/jpeg",
+            Some("png") => "image/png",
+            Some("webp") => "image/webp",
+            _ => "application/octet-stream",
+        }
+    }
+
     pub fn new(key: impl Into<String>) -> Result<Self, StorageError> {
         let key = key.into();
         let valid = !key.is_empty()
@@ -141,6 +157,15 @@ pub trait BlobReader: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_types_follow_the_extension() {
+        let of = |k: &str| super::BlobKey::new(k).unwrap().content_type();
+        assert_eq!(of("processed/a-1.mp4"), "video/mp4");
+        assert_eq!(of("posters/a-1.jpg"), "image/jpeg");
+        assert_eq!(of("uploads/a.MOV"), "video/quicktime");
+        assert_eq!(of("uploads/a"), "application/octet-stream");
+    }
+
     use super::*;
 
     #[test]

@@ -90,6 +90,7 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(object)
+            .content_type(key.content_type())
             .content_length(len)
             .set_if_none_match(only_new.then(|| "*".to_string()))
             .body(ByteStream::from(data))
@@ -238,6 +239,7 @@ impl S3Store {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&object)
+            .content_type(key.content_type())
             .send()
             .await
             .map_err(|e| storage_error(&e, None))?;
