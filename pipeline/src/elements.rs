@@ -58,7 +58,8 @@ fn missing(factory: &str) -> PipelineError {
 /// Describe an element as in gst-launch syntax, with the properties that differ from defaults.
 pub fn describe(element: &gst::Element) -> String {
     use gst::prelude::GstValueExt;
-    let Some(factory) = element.factory().map(|f| f.name().to_string()) else {
+    // A plain bin (a stage's own branch, such as the poster's tee) is described by what it holds.
+    let Some(factory) = element.factory().map(|f| f.name().to_string()).filter(|f| f != "bin") else {
         return describe_bin(element);
     };
     if factory == "capsfilter" {
@@ -93,7 +94,9 @@ pub fn describe(element: &gst::Element) -> String {
 fn describe_bin(element: &gst::Element) -> String {
     use gst::prelude::*;
     let Some(bin) = element.downcast_ref::<gst::Bin>() else {
-        return "element".into();
+        // Made without a factory (an `appsink` from its builder): its type says what it is.
+        let type_name = element.type_().name();
+        return type_name.strip_prefix("Gst").unwrap_or(type_name).to_ascii_lowercase();
     };
     let mut children: Vec<String> = bin
         .iterate_sorted()
