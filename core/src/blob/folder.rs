@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,15 +33,37 @@ fn unavailable(e: std::io::Error) -> StorageError {
 }
 
 /// Removes a temporary file when dropped, unless disarmed: a put that fails or whose future is
-/// dropped leaves nothing behind.
-struct TempFile(Option<PathBuf>);
+/// dropped leaves nothing behind. `dropped` tells a creation still running on the blocking pool
+/// (a future dropped mid-create cannot stop it) to remove what it made.
+struct TempFile {
+    path: Option<PathBuf>,
+    dropped: Arc<AtomicBool>,
+}
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
+        self.dropped.store(true, Ordering::SeqCst);
+        if let Some(path) = self.path.take() {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Create `path` on the blocking pool. If the guard was dropped meanwhile, the file is removed
+/// here: the guard's own removal may have run before the file existed.
+async fn create_guarded(temp: &TempFile) -> std::io::Result<tokio::fs::File> {
+    let (path, dropped) = (temp.path.clone().expect("armed"), temp.dropped.clone());
+    let file = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path)?;
+        if dropped.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&path);
+            return Err(std::io::Error::other("the put was dropped"));
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
 }
 
 fn temp_path(target: &Path) -> PathBuf {
@@ -59,9 +81,9 @@ impl FolderStore {
         if let Some(dir) = target.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(unavailable)?;
         }
-        let temp = TempFile(Some(temp_path(&target)));
-        let temp_path = temp.0.clone().expect("armed");
-        let file = tokio::fs::File::create(&temp_path).await.map_err(unavailable)?;
+        let temp = TempFile { path: Some(temp_path(&target)), dropped: Arc::default() };
+        let temp_path = temp.path.clone().expect("armed");
+        let file = create_guarded(&temp).await.map_err(unavailable)?;
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
@@ -82,7 +104,7 @@ impl FolderStore {
         }
         tokio::fs::rename(&temp_path, &target).await.map_err(unavailable)?;
         let mut temp = temp;
-        temp.0 = None; // renamed: nothing to clean up
+        temp.path = None; // renamed: nothing to clean up
         Ok(written)
     }
 }
@@ -173,6 +195,22 @@ impl BlobReader for FolderReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A put dropped while its temporary file is being created on the blocking pool: the guard's
+    // removal ran first (nothing to remove yet), so the creation must remove what it makes.
+    #[tokio::test]
+    async fn a_creation_that_finishes_after_its_guard_was_dropped_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".x.partial");
+        let guard = TempFile { path: Some(path.clone()), dropped: Arc::default() };
+        guard.dropped.store(true, Ordering::SeqCst); // as the guard's drop does, before the file exists
+        assert!(create_guarded(&guard).await.is_err());
+        assert!(!path.exists(), "the late creation removed its file");
+        let live = TempFile { path: Some(dir.path().join(".y.partial")), dropped: Arc::default() };
+        assert!(create_guarded(&live).await.is_ok() && dir.path().join(".y.partial").exists());
+        drop(live);
+        assert!(!dir.path().join(".y.partial").exists(), "the guard removes a file it outlives");
+    }
     use futures_util::stream;
 
     fn store(dir: &Path) -> FolderStore {
