@@ -30,15 +30,6 @@ trap cleanup EXIT
 export RUST_LOG=warn,anb_worker=info NO_COLOR=1 ANB_PIPELINE=$root/pipeline.toml
 export ANB_SECRET_KEY=bench-secret-key-0123456789abcdef
 
-wait_for_web() {
-  for _ in $(seq 100); do
-    curl -sf "$web_url/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "the server did not start" >&2
-  return 1
-}
-
 embedded() {
   local port log=$work/serve.log
   port=$(bench_free_port)
@@ -46,7 +37,7 @@ embedded() {
   mkdir -p "$work/serve"
   (cd "$work/serve" && exec env ANB_LISTEN="127.0.0.1:$port" "$root/target/release/anb" serve > "$log" 2>&1) &
   pids+=($!)
-  wait_for_web
+  bench_wait_for_web
   token=$(bench_token latency@example.com)
   python3 benches/e2e_latency.py embedded "$web_url" "$token" "$clip" "$log" "$runs" "$work/embedded.json"
 }

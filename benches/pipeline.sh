@@ -57,14 +57,14 @@ ratio=$(awk -v a="$anb_wall" -v f="$ffmpeg_wall" 'BEGIN { printf "%.3f", a / f }
 
 echo "Quality: SSIM and PSNR of the last run's outputs against the source scaled by ffmpeg" >&2
 python3 benches/quality.py "$one" "$work/anb.mp4" "$work/ffmpeg.mp4" >"$work/quality"
-read -r anb_ssim anb_psnr ffmpeg_ssim ffmpeg_psnr < <(python3 - "$work/quality" <<'PY'
+read -r anb_ssim anb_psnr ffmpeg_ssim ffmpeg_psnr quality_flag < <(python3 - "$work/quality" <<'PY'
 import json, sys
+sys.path.insert(0, "benches")
+import quality
 anb, ffmpeg = (json.loads(line) for line in open(sys.argv[1]))
-print(anb["ssim"], anb["psnr_db"], ffmpeg["ssim"], ffmpeg["psnr_db"])
+print(anb["ssim"], anb["psnr_db"], ffmpeg["ssim"], ffmpeg["psnr_db"], str(quality.flag(anb, ffmpeg)).lower())
 PY
 )
-quality_flag=$(python3 -c "import sys; sys.path.insert(0, 'benches'); import quality; \
-print('true' if quality.flag({'ssim': $anb_ssim}, {'ssim': $ffmpeg_ssim}) else 'false')")
 anb_size=$(stat -c %s "$work/anb.mp4")
 ffmpeg_size=$(stat -c %s "$work/ffmpeg.mp4")
 

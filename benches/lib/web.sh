@@ -41,11 +41,16 @@ bench_start_web() {
   ANB_LISTEN="127.0.0.1:$port" ANB_SECRET_KEY=bench-secret-key-0123456789abcdef \
     target/release/anb web > "${WEB_LOG:-/dev/null}" 2>&1 &
   web_pid=$!
+  bench_wait_for_web
+}
+
+# Wait (at most 10 s) until the server at $web_url answers /health.
+bench_wait_for_web() {
   for _ in $(seq 100); do
     curl -sf "$web_url/health" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "anb web did not start" >&2
+  echo "the server at $web_url did not start" >&2
   return 1
 }
 

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anb_pipeline::elements::{capsfilter, make, make_with};
+use anb_pipeline::elements::{capsfilter, make, make_with, require};
 use anb_pipeline::{Artifact, BuildContext, ErrorCode, PipelineError, Problem, Stage};
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -88,7 +88,7 @@ impl Poster {
         let convert = make("videoconvert")?;
         let scale = make("videoscale")?;
         let caps = capsfilter(&format!("video/x-raw,format=I420,width={},pixel-aspect-ratio=1/1", self.width))?;
-        make("jpegenc")?; // installed? (checked at load, not when the poster is due)
+        require("jpegenc")?; // installed? (checked at load, not when the poster is due)
         let sink = gst_app::AppSink::builder().sync(false).max_buffers(1).build();
         bin.add_many([&tee, &queue, &convert, &scale, &caps, sink.upcast_ref()]).map_err(internal)?;
         gst::Element::link_many([&queue, &convert, &scale, &caps, sink.upcast_ref()]).map_err(internal)?;
