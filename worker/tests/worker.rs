@@ -22,6 +22,7 @@ anb_core::on_both_databases!(
     the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives,
     a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lettered,
     a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_when_idle,
+    a_poster_that_cannot_be_stored_does_not_fail_the_video,
 );
 
 /// A loopback stand-in for the ECS agent's task-protection endpoint: answers 200 to every
@@ -257,4 +258,21 @@ async fn a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_
         ],
         "protected while the job ran, released when idle"
     );
+}
+
+// The poster is an extra: when its storage fails (here `posters` is a file where the folder
+// store needs a folder), the video still completes, once, without a poster, and its message
+// is settled.
+async fn a_poster_that_cannot_be_stored_does_not_fail_the_video(db: Db) {
+    let rig = Rig::new(db).await;
+    std::fs::create_dir_all(rig.dir.path().join("blobs")).unwrap();
+    std::fs::write(rig.dir.path().join("blobs/posters"), "in the way").unwrap();
+    let id = rig.upload(&clip(rig.dir.path(), "good.mp4", 3, "320x240")).await;
+    let outcomes = run_to_the_end(&rig, &rig.worker(options()), id).await;
+    assert_eq!(outcomes, vec![Outcome::Completed]);
+    let video = rig.video(id).await;
+    assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 1));
+    assert_eq!(video.processed_key.as_deref(), Some(format!("processed/{id}-1.mp4").as_str()));
+    assert_eq!(video.poster_key, None, "no poster recorded that is not stored");
+    assert_eq!(rig.messages().await, (0, 0), "settled");
 }
