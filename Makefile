@@ -16,7 +16,7 @@ build: deps
 # A sample clip to upload is generated at data/sample-in.mp4.
 run: build sample
 	./target/release/anb pipeline check >/dev/null
-	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C stops it). Try: curl http://127.0.0.1:8000/health"
+	@echo "Serving on http://127.0.0.1:8000: open it in a browser for the page, /docs for the API (Ctrl-C stops it)."
 	./target/release/anb serve
 
 sample:

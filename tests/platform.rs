@@ -5,78 +5,24 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::serve::{start, QUICK_PIPELINE};
 use support::*;
-
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path, pipeline: &std::path::Path) -> Serve {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_anb"))
-        .arg("serve")
-        .current_dir(dir)
-        .env("ANB_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ANB_PIPELINE", pipeline)
-        .env("ANB_WORKER_CONCURRENCY", "1")
-        .env_remove("ANB_SECRET_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Serve { child, base: format!("http://127.0.0.1:{port}") }
-}
-
-const QUICK: &str = r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 3
-
-[[stage]]
-type = "resize"
-width = 320
-height = 180
-
-[[stage]]
-type = "watermark"
-text = { content = "ANB" }
-
-[[stage]]
-type = "poster"
-width = 160
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline_file(dir.path(), "pipeline.toml", QUICK);
+    let pipeline = pipeline_file(dir.path(), "pipeline.toml", QUICK_PIPELINE);
     let input = dir.path().join("dunk.mp4");
     generate(&input, &Clip { secs: 5, ..Clip::default() });
     let serve = start(dir.path(), &pipeline);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let url = |path: &str| format!("{}{path}", serve.base);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http.get(url("/health")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "anb serve did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serve.ready().await;
     assert!(dir.path().join("data/secret_key").exists(), "serve keeps its signing key in data/");
 
     let player = |email: &str, first: &str| {

@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod serve;
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Longest any single `anb` run may take in a test before it counts as a hang.
 const HANG_LIMIT: Duration = Duration::from_secs(120);
 

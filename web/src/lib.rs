@@ -1,4 +1,5 @@
-//! anb-web: the HTTP API of `../shared/design.md` with axum, on top of anb-core. Existing
+//! anb-web: the HTTP API of `../shared/design.md` with axum, on top of anb-core, and the public
+//! page at `/` (`page`). Existing
 //! clients of the original service work unchanged: same paths, fields, status codes and
 //! `{"detail"}` errors; additive fields only.
 
@@ -13,6 +14,7 @@ mod metrics;
 mod microcache;
 mod openapi;
 mod ops;
+mod page;
 mod passwords;
 mod public;
 mod server;
@@ -89,6 +91,8 @@ pub struct AppState {
     pub server: ServerOptions,
     /// `ANB_METRICS_TOKEN`: the bearer `/metrics` requires, if any.
     pub metrics_token: Option<Arc<str>>,
+    /// The page's Content-Security-Policy, once the blob store's origin is known (see `page`).
+    pub page_policy: Arc<std::sync::OnceLock<HeaderValue>>,
 }
 
 /// When a `processing` row counts as stuck, for workers with a lease window of `visibility`:
@@ -151,6 +155,7 @@ impl AppState {
             throttle: Arc::new(Throttle::new(options.throttle)),
             server: options.server,
             metrics_token: options.metrics_token.as_deref().map(Arc::from),
+            page_policy: Arc::default(),
         }
     }
 }
@@ -191,6 +196,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/files/{*key}", get(files::download).put(files::upload).layer(DefaultBodyLimit::disable()))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .merge(page::router())
         .fallback(|| async { error::ApiError::not_found("Not Found") })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(shed)

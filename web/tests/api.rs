@@ -28,6 +28,7 @@ anb_core::on_both_databases!(
     direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links,
     direct_uploads_whose_file_never_comes_are_removed_by_the_sweep,
     own_reads_show_own_writes_at_once_and_others_changes_soon,
+    the_page_is_served_from_the_binary_under_a_policy_of_its_own,
 );
 
 const LIMIT: u64 = 2 << 20;
@@ -708,4 +709,43 @@ async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
     assert_eq!(ids(&app.get("/api/videos", Some(&ana)).await.1), vec![first.clone()]);
     assert_eq!(app.get(&format!("/api/videos/{direct}"), Some(&ana)).await.0, 404);
     assert_eq!(app.get("/api/videos/not-a-uuid", Some(&ana)).await.0, 404);
+}
+
+async fn the_page_is_served_from_the_binary_under_a_policy_of_its_own(db: Db) {
+    for storage in [Storage::Folder, Storage::Aws] {
+        let app = App::start(db.clone(), storage, LIMIT).await;
+        let page = app.http.get(app.url("/")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let headers = page.headers().clone();
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert_eq!(header("content-type"), "text/html; charset=utf-8");
+        assert_eq!((header("x-content-type-options").as_str(), header("x-frame-options").as_str()), ("nosniff", "DENY"));
+        assert_eq!(header("referrer-policy"), "no-referrer", "signed links stay on the site");
+        // Scripts, styles and calls: this site only. Pictures, media and uploads: also the
+        // origin of the links the blob store signs (this server's /files, or S3).
+        let csp = header("content-security-policy");
+        let blobs = app.state.backends.blobs.presign_get(&BlobKey::new("x/y.jpg").unwrap(), Duration::from_secs(60)).await.unwrap();
+        let origin = blobs.split('/').take(3).collect::<Vec<_>>().join("/");
+        for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'",
+                          &format!("img-src 'self' {origin}"), &format!("media-src 'self' {origin}"), &format!("connect-src 'self' {origin}")] {
+            assert!(csp.split("; ").any(|d| d == directive), "{directive} in {csp}");
+        }
+        let html = page.text().await.unwrap();
+        // Nothing inline (the policy would refuse it) and nothing from elsewhere.
+        assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="), "no inline script or style");
+        assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing from another site");
+        for (path, kind) in [("/app.js", "text/javascript"), ("/app.css", "text/css"), ("/favicon.svg", "image/svg+xml")] {
+            assert!(html.contains(&format!("\"{path}\"")), "the page uses {path}");
+            let asset = app.http.get(app.url(path)).send().await.unwrap();
+            assert_eq!(asset.status(), 200, "{path}");
+            assert!(asset.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+            let etag = asset.headers()["etag"].clone();
+            let body = asset.text().await.unwrap();
+            assert!(!body.contains("innerHTML"), "{path}: the page builds its DOM from text, never from markup");
+            let again = app.http.get(app.url(path)).header("if-none-match", etag).send().await.unwrap();
+            assert_eq!(again.status(), 304, "{path}: revalidated, not sent again");
+        }
+        // The API's own answers are unchanged around it.
+        assert_eq!(app.get("/no-such-page", None).await, (404, json!({"detail": "Not Found"})));
+    }
 }
