@@ -102,12 +102,36 @@ async fn fill(client: &Client, fields: &[(&str, &str)]) {
     }
 }
 
+/// WebDriver's code for the Enter key.
+const ENTER: &str = "\u{E007}";
+
+/// Controls of the visible view a screen reader could not name: inputs without a label,
+/// buttons and links without text or `aria-label`, pictures without `alt`. Panics when the
+/// view shows fewer than three controls (the check would be looking at nothing).
+async fn unlabelled(client: &Client) -> Value {
+    let script = "const shown = (e) => e.offsetParent !== null;
+        const named = (e) => (e.getAttribute('aria-label') || e.textContent).trim() !== '';
+        const fields = [...document.querySelectorAll('input, textarea, select')].filter(shown);
+        const controls = [...document.querySelectorAll('button, a')].filter(shown);
+        const pictures = [...document.querySelectorAll('img')].filter(shown);
+        return { checked: fields.length + controls.length + pictures.length, unnamed: [
+          ...fields.filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label')),
+          ...controls.filter((e) => !named(e)),
+          ...pictures.filter((e) => !e.hasAttribute('alt')),
+        ].map((e) => e.outerHTML.slice(0, 120)) };";
+    let answer = client.execute(script, vec![]).await.unwrap();
+    assert!(answer["checked"].as_u64().unwrap() >= 3, "{answer}");
+    answer["unnamed"].clone()
+}
+
 async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
 }
 
 async fn sign_up(client: &Client, base: &str, email: &str, first: &str, last: &str, city: &str) {
     client.goto(&format!("{base}/#/signup")).await.unwrap();
+    until(client, "!document.getElementById('view-signup').hidden", Duration::from_secs(10)).await;
+    assert_eq!(unlabelled(client).await, json!([]), "the sign-up form");
     fill(
         client,
         &[
@@ -187,6 +211,7 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     // The first player signs up and uploads through the page on a slow link.
     let ana = browser(&driver, DESKTOP).await;
     sign_up(&ana, base, "ana@example.com", "Ana", "Ruiz", "Cali").await;
+    assert_eq!(unlabelled(&ana).await, json!([]), "my videos");
     // The limits come from the API and are shown beside the file field.
     until(&ana, "document.getElementById('upload-file-hint').textContent.includes('at most')", Duration::from_secs(10)).await;
     // A form sent without its file says what is missing.
@@ -235,7 +260,9 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     sign_up(&leo, base, "leo@example.com", "Leo", "Mora", "Medellín").await;
     leo.goto(&format!("{base}/#/")).await.unwrap();
     until(&leo, "document.querySelector('#gallery .card .play')", Duration::from_secs(10)).await;
-    click(&leo, "#gallery .card .play").await;
+    assert_eq!(unlabelled(&leo).await, json!([]), "the gallery");
+    // By keyboard: Enter on the focused poster button plays the clip.
+    leo.find(Locator::Css("#gallery .card .play")).await.unwrap().send_keys(ENTER).await.unwrap();
     let playing = "(() => { const v = document.querySelector('#gallery .card video');
         if (v && v.error) return 'error ' + v.error.code + ' ' + v.error.message;
         return v && v.readyState >= 2 && v.currentTime > 0.2 && 'playing'; })()";
@@ -249,6 +276,19 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     click(&leo, "#gallery .card .vote").await;
     until(&leo, "document.getElementById('notice').textContent.includes('already voted')", Duration::from_secs(10)).await;
 
+    // Signing out and in again; a wrong password is refused in the API's words.
+    click(&leo, "#signout").await;
+    until(&leo, "!document.body.classList.contains('is-signed-in') && location.hash === '#/'", Duration::from_secs(5)).await;
+    leo.goto(&format!("{base}/#/signin")).await.unwrap();
+    fill(&leo, &[("signin-email", "leo@example.com"), ("signin-password", "not-the-password")]).await;
+    click(&leo, "#signin-form button[type=submit]").await;
+    until(&leo, "document.querySelector('#signin-form .form-error').textContent === 'Invalid email or password'", Duration::from_secs(10)).await;
+    fill(&leo, &[("signin-password", "dunk-dunk-dunk")]).await;
+    // By keyboard: Enter in the password field sends the form.
+    leo.find(Locator::Id("signin-password")).await.unwrap().send_keys(ENTER).await.unwrap();
+    until(&leo, "location.hash === '#/mine' && document.body.classList.contains('is-signed-in')", Duration::from_secs(10)).await;
+    assert_eq!(unlabelled(&leo).await, json!([]), "my videos");
+
     // The rankings show the first player with one vote, and the city filter narrows them.
     leo.goto(&format!("{base}/#/rankings")).await.unwrap();
     let first_row = "(() => { const row = document.querySelector('#rankings tr'); return row && row.innerText; })()";
@@ -260,6 +300,7 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     fill(&leo, &[("rankings-city", "cali")]).await;
     click(&leo, "#rankings-form button").await;
     until(&leo, &format!("{first_row} && document.querySelectorAll('#rankings tr').length === 1"), Duration::from_secs(10)).await;
+    assert_eq!(unlabelled(&leo).await, json!([]), "the rankings");
     screenshot(&leo, "rankings-desktop.png").await;
 
     // A phone: the gallery fits the width, nothing scrolls sideways.

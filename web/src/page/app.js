@@ -64,7 +64,8 @@ const FIELD_NAMES = {
 
 async function api(method, path, body) {
   const headers = { Accept: "application/json" };
-  const current = session.load();
+  // Signing in or up carries no token: its 401 is about the password, not a session.
+  const current = path.startsWith("/api/auth/") ? null : session.load();
   if (current) headers.Authorization = `Bearer ${current.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -75,13 +76,13 @@ async function api(method, path, body) {
   }
   const data = await response.json().catch(() => null);
   if (response.ok) return data;
-  throw apiError(response.status, data, response.headers.get("Retry-After"));
+  throw apiError(response.status, data, response.headers.get("Retry-After"), !!current);
 }
 
-function apiError(status, data, retryAfter) {
+function apiError(status, data, retryAfter, hadSession = false) {
   const detail = data && data.detail;
   if (status === 401) {
-    if (session.load()) {
+    if (hadSession) {
       session.clear();
       showSession();
       return new ApiError("Your session has ended. Please sign in again.", status);
