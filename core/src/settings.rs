@@ -1,5 +1,5 @@
 //! One settings struct for every command: built-in defaults, then `anb.toml` if present, then
-//! `ANB_*` environment variables (names in `../shared/design.md`). Invalid settings fail at start
+//! `ANB_*` environment variables (names in `docs/architecture.md` and the README). Invalid settings fail at start
 //! with a message that names the setting.
 //!
 //! AWS credentials, region and endpoints are not here: the AWS SDK reads the standard variables

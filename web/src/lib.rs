@@ -1,4 +1,4 @@
-//! anb-web: the HTTP API of `../shared/design.md` with axum, on top of anb-core, and the public
+//! anb-web: the HTTP API of `docs/api.md` with axum, on top of anb-core, and the public
 //! page at `/` (`page`). Existing
 //! clients of the original service work unchanged: same paths, fields, status codes and
 //! `{"detail"}` errors; additive fields only.

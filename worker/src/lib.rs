@@ -1,6 +1,6 @@
 //! anb-worker: the queue consumer. It turns queued uploads into processed videos with the
 //! pipeline, streaming from blob storage to blob storage, under the reliability contract of
-//! `../shared/design.md`: at-least-once delivery, once-only effect, nothing lost to a crash, a
+//! `docs/reliability.md`: at-least-once delivery, once-only effect, nothing lost to a crash, a
 //! graceful stop on SIGTERM.
 //!
 //! - [`adapters`]: blob storage as the pipeline's byte source and sink;
