@@ -17,6 +17,8 @@ cleanup() {
 }
 # The deployment's static checks first: they take seconds once .venv-lint exists.
 scripts/lint-deploy.sh
+# Formatting and clippy with warnings as errors (a minute or two once the crates are built).
+scripts/lint-rust.sh
 scripts/services.sh start
 trap cleanup EXIT
 # shellcheck source=/dev/null

@@ -1,10 +1,10 @@
 //! Command-line interface.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::exit::{Exit, Outcome};
 use crate::{pipeline_file, process};
 
 #[derive(Debug, Parser)]
@@ -51,10 +51,7 @@ pub enum DlqCommand {
     Redrive,
 }
 
-/// Exit code for an invalid pipeline file or arguments.
-pub const EXIT_CONFIG: u8 = 2;
-
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> Outcome {
     // The commands that run pipelines: before any thread starts, so every thread inherits it.
     if matches!(cli.command, Command::Process(_) | Command::Worker | Command::Serve) {
         crate::cpu::pin_to_quota();
@@ -71,60 +68,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate(),
         Command::Settings => show_settings(),
         Command::Web => crate::web::run(),
-        Command::Serve => crate::worker_cmd::run_serve(),
-        Command::Worker => crate::worker_cmd::run_worker(),
-        Command::Dlq(DlqCommand::Redrive) => crate::worker_cmd::run_redrive(),
+        Command::Serve => crate::serve::run(),
+        Command::Worker => crate::worker::run(),
+        Command::Dlq(DlqCommand::Redrive) => crate::dlq::redrive(),
     }
 }
 
 /// Settings from defaults, `anb.toml` and `ANB_*`; invalid ones are printed, each named.
-pub fn settings() -> Result<anb_core::Settings, ExitCode> {
-    anb_core::Settings::load().map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(EXIT_CONFIG)
-    })
+pub fn settings() -> Result<anb_core::Settings, Exit> {
+    anb_core::Settings::load().map_err(|e| Exit::Config(e.to_string()))
 }
 
 /// What a task really sees, after anb.toml and ANB_* are applied: for operators checking a
 /// deployment, and for the test that ties the CloudFormation template to the binary.
-fn show_settings() -> anyhow::Result<ExitCode> {
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
-    Ok(ExitCode::SUCCESS)
+fn show_settings() -> Outcome {
+    let settings = settings()?;
+    println!("{}", serde_json::to_string_pretty(&settings.redacted()).map_err(anyhow::Error::from)?);
+    Ok(())
 }
 
-fn migrate() -> anyhow::Result<ExitCode> {
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
+fn migrate() -> Outcome {
+    let settings = settings()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let db = anb_core::db::Db::connect_with_password(&settings.database_url, settings.database_password.as_deref()).await?;
+        let db = anb_core::db::Db::connect_with_password(&settings.database_url, settings.database_password.as_deref())
+            .await?;
         db.migrate().await?;
         println!("migrations applied ({})", db.backend());
         db.close().await;
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(())
 }
 
-fn check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn check(file: Option<PathBuf>) -> Outcome {
     let ctx = anb_pipeline::BuildContext::default();
-    let loaded = match pipeline_file::load(file.as_deref(), &ctx) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let loaded = pipeline_file::load(file.as_deref(), &ctx).map_err(|e| Exit::Config(e.to_string()))?;
     println!("pipeline: {}", loaded.source_name);
     for (i, s) in loaded.pipeline.stages().iter().enumerate() {
         println!("  {i}: {} {:?}", s.type_name, s.stage);
     }
     println!("threads: {}", ctx.threads);
-    print!("{}", loaded.pipeline.describe_graph(&ctx)?);
-    Ok(ExitCode::SUCCESS)
+    print!("{}", loaded.pipeline.describe_graph(&ctx).map_err(anyhow::Error::from)?);
+    Ok(())
 }

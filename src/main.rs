@@ -2,11 +2,14 @@
 
 mod cli;
 mod cpu;
+mod dlq;
+mod exit;
 mod locations;
 mod pipeline_file;
 mod process;
+mod serve;
 mod web;
-mod worker_cmd;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -14,17 +17,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Ok(()) => ExitCode::SUCCESS,
+        Err(exit) => {
+            eprintln!("{exit}");
+            exit.status()
         }
     }
 }

@@ -24,7 +24,9 @@ fn read(explicit: Option<&Path>) -> Result<(String, String, Option<PathBuf>), Co
     };
     match chosen {
         Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => Ok((text, path.display().to_string(), Some(path.parent().map(Path::to_path_buf).unwrap_or_default()))),
+            Ok(text) => {
+                Ok((text, path.display().to_string(), Some(path.parent().map(Path::to_path_buf).unwrap_or_default())))
+            }
             Err(e) => Err(unreadable(path.display().to_string(), e)),
         },
         None if Path::new("pipeline.toml").exists() => match std::fs::read_to_string("pipeline.toml") {

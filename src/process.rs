@@ -2,7 +2,6 @@
 //! a terminal and a summary at the end.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anb_core::blob::BlobReader;
@@ -10,14 +9,9 @@ use anb_pipeline::{BuildContext, CancelToken, ErrorCode, PipelineError, RunOptio
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::EXIT_CONFIG;
+use crate::exit::{Exit, Outcome};
 use crate::locations::{self, Location};
 use crate::pipeline_file;
-
-/// Exit code when the input is not a usable video (`invalid-input`, `unsupported-input`).
-pub const EXIT_BAD_INPUT: u8 = 3;
-/// Exit code after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
-pub const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
@@ -42,25 +36,19 @@ pub struct ProcessArgs {
     pub json: bool,
 }
 
-pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ProcessArgs) -> Outcome {
     let mut ctx = BuildContext::default();
     if let Some(t) = args.threads {
         ctx.threads = t.max(1);
     }
-    let loaded = match pipeline_file::load(args.pipeline.as_deref(), &ctx) {
-        Ok(l) => l,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let loaded = pipeline_file::load(args.pipeline.as_deref(), &ctx).map_err(|e| Exit::Config(e.to_string()))?;
     let cancel = CancelToken::default();
     cancel_on_signals(cancel.clone())?;
     let pipeline = &loaded.pipeline;
     let s3_options = anb_worker::adapters::s3_options(pipeline.source_options(), pipeline.sink_options());
     let endpoints = match locations::open(&args.input, &args.output, s3_options) {
         Ok(endpoints) => endpoints,
-        Err(e) => return Ok(fail(&args, &e)),
+        Err(e) => return Err(fail(&args, &e)),
     };
     // The runtime (present for S3) serves the endpoints until the run is over.
     let locations::Endpoints { source, sink, s3_reader, runtime: _runtime } = endpoints;
@@ -90,12 +78,17 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         Ok(report) => {
             let side_outputs = match write_side_outputs(&args.output, &report) {
                 Ok(written) => written,
-                Err(e) => return Ok(fail(&args, &PipelineError::new(ErrorCode::SinkFailed, format!("writing a side output: {e}")))),
+                Err(e) => {
+                    return Err(fail(
+                        &args,
+                        &PipelineError::new(ErrorCode::SinkFailed, format!("writing a side output: {e}")),
+                    ))
+                }
             };
             print_summary(&args, &report, s3_reader.as_deref(), &side_outputs);
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
-        Err(e) => Ok(fail(&args, &e)),
+        Err(e) => Err(fail(&args, &e)),
     }
 }
 
@@ -156,7 +149,12 @@ macro_rules! out {
     }};
 }
 
-fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobReader>, side_outputs: &[(String, PathBuf, usize)]) {
+fn print_summary(
+    args: &ProcessArgs,
+    r: &RunReport,
+    s3_reader: Option<&dyn BlobReader>,
+    side_outputs: &[(String, PathBuf, usize)],
+) {
     let mb = |b: u64| b as f64 / 1e6;
     if args.json {
         let summary = serde_json::json!({
@@ -191,23 +189,28 @@ fn print_summary(args: &ProcessArgs, r: &RunReport, s3_reader: Option<&dyn BlobR
     }
     if let Some(reader) = s3_reader {
         let fetched = reader.bytes_fetched();
-        out!("fetched {:.1} MB from S3 ({:.1}% of the object)", mb(fetched), 100.0 * fetched as f64 / r.input_size.max(1) as f64);
+        out!(
+            "fetched {:.1} MB from S3 ({:.1}% of the object)",
+            mb(fetched),
+            100.0 * fetched as f64 / r.input_size.max(1) as f64
+        );
     }
 }
 
-fn fail(args: &ProcessArgs, e: &PipelineError) -> ExitCode {
+/// The way out for a failed run; with `--json`, the error is also printed as JSON on stdout.
+fn fail(args: &ProcessArgs, e: &PipelineError) -> Exit {
     let code = e.code();
     if args.json {
         out!("{}", serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } }));
     }
-    eprintln!("error[{code}]: {}", e.message());
+    let text = format!("error[{code}]: {}", e.message());
     if code == ErrorCode::Cancelled {
-        ExitCode::from(EXIT_CANCELLED)
+        Exit::Cancelled(text)
     } else if code == ErrorCode::InvalidPipeline {
-        ExitCode::from(EXIT_CONFIG)
+        Exit::Config(text)
     } else if code.is_client_fault() {
-        ExitCode::from(EXIT_BAD_INPUT)
+        Exit::BadInput(text)
     } else {
-        ExitCode::FAILURE
+        Exit::RunFailed(text)
     }
 }

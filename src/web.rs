@@ -1,7 +1,5 @@
 //! `anb web`: the HTTP API alone (production: one ECS service behind the load balancer).
 
-use std::process::ExitCode;
-
 use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
 use anb_pipeline::InputLimits;
@@ -11,41 +9,29 @@ use std::time::Duration;
 use anb_web::{AppState, WebOptions};
 use anb_worker::telemetry::WorkerMetrics;
 
-use crate::cli::{settings, EXIT_CONFIG};
+use crate::cli::settings;
+use crate::exit::{Exit, Outcome};
 
-pub fn run() -> anyhow::Result<ExitCode> {
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
+pub fn run() -> Outcome {
+    let settings = settings()?;
     let secret = match settings.secret_key.clone() {
-        Some(key) => match anb_core::keys::check_secret(&key) {
-            Ok(()) => key,
-            Err(problem) => {
-                eprintln!("{problem}");
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
-        },
+        Some(key) => {
+            anb_core::keys::check_secret(&key).map_err(Exit::Config)?;
+            key
+        }
         None => {
-            eprintln!("ANB_SECRET_KEY: required by `anb web` (only `anb serve` makes one up)");
-            return Ok(ExitCode::from(EXIT_CONFIG));
+            return Err(Exit::Config("ANB_SECRET_KEY: required by `anb web` (only `anb serve` makes one up)".into()))
         }
     };
     // The web publishes the limits of the pipeline the workers run (the same file and
     // variables), read without building the pipeline.
     let explicit = Some(&settings.pipeline).filter(|p| p.exists()).map(|p| p.as_path());
-    let limits = match crate::pipeline_file::input_limits(explicit) {
-        Ok(limits) => limits,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let limits = crate::pipeline_file::input_limits(explicit).map_err(|e| Exit::Config(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(serve_web(settings, secret, limits))
+    Ok(rt.block_on(serve_web(settings, secret, limits))?)
 }
 
-pub async fn serve_web(settings: anb_core::Settings, secret: String, limits: InputLimits) -> anyhow::Result<ExitCode> {
+pub async fn serve_web(settings: anb_core::Settings, secret: String, limits: InputLimits) -> anyhow::Result<()> {
     let backends = Backends::connect(&settings, link_signer(&settings, &secret)).await?;
     serve_web_with(&settings, secret, backends, None, limits, shutdown_signal()).await
 }
@@ -59,7 +45,7 @@ pub async fn serve_web_with(
     worker_metrics: Option<Arc<WorkerMetrics>>,
     input_limits: InputLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<()> {
     let signer = link_signer(settings, &secret);
     let options = WebOptions { input_limits, ..WebOptions::from_settings(settings, secret) };
     let mut state = AppState::new(backends, signer, &options);
@@ -71,7 +57,7 @@ pub async fn serve_web_with(
     tracing::info!(address = %settings.listen, "listening");
     anb_web::serve(listener, state, options.cors_origins.clone(), shutdown).await?;
     tracing::info!("web stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The signer of the folder backend's `/files` links, with the link key derived from the secret.

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anb_core::blob::S3Options;
-use anb_core::testing::OwnMoto;
 use anb_core::queue::JobQueue;
+use anb_core::testing::OwnMoto;
 use serde_json::{json, Value};
 use support::*;
 
@@ -46,7 +46,12 @@ impl Platform {
     }
 
     /// `moto`: a moto of the test's own instead of the shared one; `extra`: more settings.
-    async fn start_with(pipeline: &Path, visibility_secs: u32, moto: Option<&OwnMoto>, extra: &[(&str, &str)]) -> Platform {
+    async fn start_with(
+        pipeline: &Path,
+        visibility_secs: u32,
+        moto: Option<&OwnMoto>,
+        extra: &[(&str, &str)],
+    ) -> Platform {
         let (db, db_url) = anb_core::testing::postgres().await;
         let config = match moto {
             Some(moto) => moto.aws_config(Duration::from_secs(15)).await,
@@ -152,17 +157,36 @@ impl Platform {
 
     /// Upload like a `requests` client: multipart `file`, `title`, `description`.
     async fn upload(&self, file: &Path) -> String {
-        let form = reqwest::multipart::Form::new()
-            .text("title", "Game winner")
-            .text("description", "last second")
-            .part("file", reqwest::multipart::Part::bytes(std::fs::read(file).unwrap()).file_name("clip.mp4").mime_str("video/mp4").unwrap());
-        let response = self.http.post(self.url("/api/videos/upload")).bearer_auth(&self.token).multipart(form).send().await.unwrap();
+        let form =
+            reqwest::multipart::Form::new().text("title", "Game winner").text("description", "last second").part(
+                "file",
+                reqwest::multipart::Part::bytes(std::fs::read(file).unwrap())
+                    .file_name("clip.mp4")
+                    .mime_str("video/mp4")
+                    .unwrap(),
+            );
+        let response = self
+            .http
+            .post(self.url("/api/videos/upload"))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         response.json::<Value>().await.unwrap()["video_id"].as_str().unwrap().to_string()
     }
 
     async fn detail(&self, id: &str) -> Value {
-        self.http.get(self.url(&format!("/api/videos/{id}"))).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url(&format!("/api/videos/{id}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Poll until the video reaches `status` (bounded).
@@ -287,7 +311,10 @@ async fn sigterm_mid_job_hands_the_message_back_at_once_and_nothing_is_lost() {
     let status = platform.exited(first, Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
     let handed_back = platform.detail(&id).await;
-    assert_eq!((handed_back["status"].as_str(), handed_back["error_code"].as_str()), (Some("pending"), Some("worker-shutdown")));
+    assert_eq!(
+        (handed_back["status"].as_str(), handed_back["error_code"].as_str()),
+        (Some("pending"), Some("worker-shutdown"))
+    );
     let depth = platform.queue.depth().await.unwrap();
     assert_eq!((depth.visible, depth.in_flight), (1, 0), "visible again at once, not after the 60 s lease");
 

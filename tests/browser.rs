@@ -147,7 +147,12 @@ async fn sign_up(client: &Client, base: &str, email: &str, first: &str, last: &s
     .await;
     click(client, "#signup-form button[type=submit]").await;
     // Signed up and in: the page moves to the player's own videos.
-    until(client, "location.hash === '#/mine' && !document.getElementById('view-mine').hidden", Duration::from_secs(20)).await;
+    until(
+        client,
+        "location.hash === '#/mine' && !document.getElementById('view-mine').hidden",
+        Duration::from_secs(20),
+    )
+    .await;
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -213,10 +218,16 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     sign_up(&ana, base, "ana@example.com", "Ana", "Ruiz", "Cali").await;
     assert_eq!(unlabelled(&ana).await, json!([]), "my videos");
     // The limits come from the API and are shown beside the file field.
-    until(&ana, "document.getElementById('upload-file-hint').textContent.includes('at most')", Duration::from_secs(10)).await;
+    until(&ana, "document.getElementById('upload-file-hint').textContent.includes('at most')", Duration::from_secs(10))
+        .await;
     // A form sent without its file says what is missing.
     click(&ana, "#upload-submit").await;
-    until(&ana, "document.querySelector('#upload-form .form-error').textContent.includes('Choose a video file')", Duration::from_secs(5)).await;
+    until(
+        &ana,
+        "document.querySelector('#upload-form .form-error').textContent.includes('Choose a video file')",
+        Duration::from_secs(5),
+    )
+    .await;
 
     let size = std::fs::metadata(&input).unwrap().len();
     throttle(&driver, &ana, size / UPLOAD_SECONDS).await;
@@ -243,7 +254,10 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     // The status follows the worker until the clip is ready, with its poster.
     let ready = "document.querySelector('#mine [data-status=completed] img')";
     until(&ana, ready, Duration::from_secs(120)).await;
-    assert_eq!(until(&ana, "document.querySelector('#mine .status').textContent", Duration::from_secs(1)).await, "Ready");
+    assert_eq!(
+        until(&ana, "document.querySelector('#mine .status').textContent", Duration::from_secs(1)).await,
+        "Ready"
+    );
     screenshot(&ana, "my-videos-desktop.png").await;
 
     // The gallery shows it with its poster, loaded under the page's CSP.
@@ -252,7 +266,12 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     assert_eq!(until(&ana, poster, Duration::from_secs(10)).await, 160, "the poster, at the pipeline's width");
     // One's own video cannot be voted for, and the page says why.
     click(&ana, "#gallery .card .vote").await;
-    until(&ana, "document.getElementById('notice').textContent.includes('cannot vote for your own video')", Duration::from_secs(10)).await;
+    until(
+        &ana,
+        "document.getElementById('notice').textContent.includes('cannot vote for your own video')",
+        Duration::from_secs(10),
+    )
+    .await;
     screenshot(&ana, "gallery-desktop.png").await;
 
     // The second person signs up, plays the clip and votes.
@@ -268,38 +287,59 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
         return v && v.readyState >= 2 && v.currentTime > 0.2 && 'playing'; })()";
     assert_eq!(until(&leo, playing, Duration::from_secs(20)).await, "playing");
     click(&leo, "#gallery .card .vote").await;
-    until(&leo, "document.querySelector('#gallery .card .votes').textContent === '1 vote'", Duration::from_secs(10)).await;
+    until(&leo, "document.querySelector('#gallery .card .votes').textContent === '1 vote'", Duration::from_secs(10))
+        .await;
     // A second vote is refused by the API, and the page shows its words.
     leo.goto(&format!("{base}/#/rankings")).await.unwrap();
     leo.goto(&format!("{base}/#/")).await.unwrap();
     until(&leo, "document.querySelector('#gallery .card .vote')", Duration::from_secs(10)).await;
     click(&leo, "#gallery .card .vote").await;
-    until(&leo, "document.getElementById('notice').textContent.includes('already voted')", Duration::from_secs(10)).await;
+    until(&leo, "document.getElementById('notice').textContent.includes('already voted')", Duration::from_secs(10))
+        .await;
 
     // Signing out and in again; a wrong password is refused in the API's words.
     click(&leo, "#signout").await;
-    until(&leo, "!document.body.classList.contains('is-signed-in') && location.hash === '#/'", Duration::from_secs(5)).await;
+    until(&leo, "!document.body.classList.contains('is-signed-in') && location.hash === '#/'", Duration::from_secs(5))
+        .await;
     leo.goto(&format!("{base}/#/signin")).await.unwrap();
     fill(&leo, &[("signin-email", "leo@example.com"), ("signin-password", "not-the-password")]).await;
     click(&leo, "#signin-form button[type=submit]").await;
-    until(&leo, "document.querySelector('#signin-form .form-error').textContent === 'Invalid email or password'", Duration::from_secs(10)).await;
+    until(
+        &leo,
+        "document.querySelector('#signin-form .form-error').textContent === 'Invalid email or password'",
+        Duration::from_secs(10),
+    )
+    .await;
     fill(&leo, &[("signin-password", "dunk-dunk-dunk")]).await;
     // By keyboard: Enter in the password field sends the form.
     leo.find(Locator::Id("signin-password")).await.unwrap().send_keys(ENTER).await.unwrap();
-    until(&leo, "location.hash === '#/mine' && document.body.classList.contains('is-signed-in')", Duration::from_secs(10)).await;
+    until(
+        &leo,
+        "location.hash === '#/mine' && document.body.classList.contains('is-signed-in')",
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(unlabelled(&leo).await, json!([]), "my videos");
 
     // The rankings show the first player with one vote, and the city filter narrows them.
     leo.goto(&format!("{base}/#/rankings")).await.unwrap();
     let first_row = "(() => { const row = document.querySelector('#rankings tr'); return row && row.innerText; })()";
     let row = until(&leo, first_row, Duration::from_secs(10)).await;
-    assert_eq!(row.as_str().unwrap().split('\t').map(str::trim).collect::<Vec<_>>(), ["1", "Ana Ruiz", "Cali, Colombia", "1"]);
+    assert_eq!(
+        row.as_str().unwrap().split('\t').map(str::trim).collect::<Vec<_>>(),
+        ["1", "Ana Ruiz", "Cali, Colombia", "1"]
+    );
     fill(&leo, &[("rankings-city", "Medellín")]).await;
     click(&leo, "#rankings-form button").await;
     until(&leo, "!document.getElementById('rankings-empty').hidden", Duration::from_secs(10)).await;
     fill(&leo, &[("rankings-city", "cali")]).await;
     click(&leo, "#rankings-form button").await;
-    until(&leo, &format!("{first_row} && document.querySelectorAll('#rankings tr').length === 1"), Duration::from_secs(10)).await;
+    until(
+        &leo,
+        &format!("{first_row} && document.querySelectorAll('#rankings tr').length === 1"),
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(unlabelled(&leo).await, json!([]), "the rankings");
     screenshot(&leo, "rankings-desktop.png").await;
 
@@ -308,7 +348,10 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     leo.goto(&format!("{base}/#/")).await.unwrap();
     until(&leo, poster, Duration::from_secs(10)).await;
     let widths = leo
-        .execute("return [document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth]", vec![])
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth]",
+            vec![],
+        )
         .await
         .unwrap();
     let [scroll, client, inner] = [0, 1, 2].map(|i| widths[i].as_u64().unwrap());
@@ -323,12 +366,25 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     until(&ana, "document.querySelectorAll('#mine [data-video]').length === 2", Duration::from_secs(30)).await;
     click(&ana, "#mine [data-video]:first-child .danger").await;
     ana.accept_alert().await.unwrap();
-    until(&ana, "document.getElementById('notice').textContent.includes('“Warm-up” is deleted')", Duration::from_secs(10)).await;
+    until(
+        &ana,
+        "document.getElementById('notice').textContent.includes('“Warm-up” is deleted')",
+        Duration::from_secs(10),
+    )
+    .await;
     until(&ana, "document.querySelectorAll('#mine [data-video]').length === 1", Duration::from_secs(10)).await;
     click(&ana, "#mine [data-video] .danger").await;
     ana.accept_alert().await.unwrap();
-    until(&ana, "document.getElementById('notice').textContent.includes('with votes cannot be deleted')", Duration::from_secs(10)).await;
-    assert_eq!(until(&ana, "document.querySelector('#mine h3').textContent", Duration::from_secs(1)).await, "Game winner");
+    until(
+        &ana,
+        "document.getElementById('notice').textContent.includes('with votes cannot be deleted')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        until(&ana, "document.querySelector('#mine h3').textContent", Duration::from_secs(1)).await,
+        "Game winner"
+    );
 
     // Nothing the page did broke its own policy or threw.
     for client in [&ana, &leo] {

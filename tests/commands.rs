@@ -1,7 +1,6 @@
 //! `anb web` and `anb migrate` as an operator runs them: settings from the environment,
 //! embedded backends in a temporary folder, SIGTERM for a graceful stop.
 
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,8 +67,15 @@ fn anb_web_serves_on_embedded_backends_and_stops_on_sigterm() {
 #[test]
 fn anb_web_without_a_secret_key_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let env: Vec<_> = embedded_env(dir.path(), free_port()).into_iter().filter(|(k, _)| k != "ANB_SECRET_KEY").collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_anb")).arg("web").envs(env).env_remove("ANB_SECRET_KEY").current_dir(dir.path()).output().unwrap();
+    let env: Vec<_> =
+        embedded_env(dir.path(), free_port()).into_iter().filter(|(k, _)| k != "ANB_SECRET_KEY").collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_anb"))
+        .arg("web")
+        .envs(env)
+        .env_remove("ANB_SECRET_KEY")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ANB_SECRET_KEY"));
 }
@@ -96,7 +102,12 @@ fn anb_migrate_applies_and_invalid_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let env = embedded_env(dir.path(), free_port());
     for _ in 0..2 {
-        let out = Command::new(env!("CARGO_BIN_EXE_anb")).arg("migrate").envs(env.clone()).current_dir(dir.path()).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_anb"))
+            .arg("migrate")
+            .envs(env.clone())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied (sqlite)"));
     }
@@ -116,7 +127,8 @@ fn forward(listener: std::net::TcpListener, target: String) {
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let Ok(upstream) = std::net::TcpStream::connect(&target) else { continue };
-            for (mut from, mut to) in [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)] {
+            for (mut from, mut to) in [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+            {
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut from, &mut to);
                     let _ = to.shutdown(std::net::Shutdown::Both);

@@ -73,7 +73,11 @@ impl<'a> Stack<'a> {
                     .map(|item| match item {
                         Value::Tagged(t) if t.tag == "!If" => {
                             let branches = t.value.as_sequence().unwrap();
-                            if self.condition(&branches[0]) { &branches[1] } else { &branches[2] }
+                            if self.condition(&branches[0]) {
+                                &branches[1]
+                            } else {
+                                &branches[2]
+                            }
                         }
                         item => item,
                     })
@@ -136,11 +140,8 @@ fn scalar(value: &Value) -> String {
 /// (environment, secret names) of a task's container.
 fn task_env(stack: &Stack, task: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let c = container(stack.template, task);
-    let env = stack
-        .items(&c["Environment"])
-        .into_iter()
-        .map(|e| (scalar(&e["Name"]), render(&e["Value"], stack)))
-        .collect();
+    let env =
+        stack.items(&c["Environment"]).into_iter().map(|e| (scalar(&e["Name"]), render(&e["Value"], stack))).collect();
     let secrets = stack.items(&c["Secrets"]).into_iter().map(|s| scalar(&s["Name"])).collect();
     (env, secrets)
 }
@@ -171,8 +172,18 @@ fn every_variable_the_tasks_set_is_a_setting_and_every_required_one_is_set() {
     let (default_env, _) = task_env(&Stack::defaults(&template), "WorkerTaskDefinition");
     assert!(!default_env.contains_key("ANB_WORKER_CONCURRENCY"), "unset by default: derived from the vCPUs");
     for (stack, task, required, required_secrets) in [
-        (Stack::defaults(&template), "WebTaskDefinition", &["ANB_LISTEN", "ANB_DATABASE_URL", "ANB_STORAGE_URL", "ANB_QUEUE_URL"][..], &["ANB_SECRET_KEY", "ANB_DATABASE_PASSWORD"][..]),
-        (Stack::defaults(&template), "WorkerTaskDefinition", &["ANB_DATABASE_URL", "ANB_STORAGE_URL", "ANB_QUEUE_URL", "ANB_DLQ_URL"][..], &["ANB_DATABASE_PASSWORD"][..]),
+        (
+            Stack::defaults(&template),
+            "WebTaskDefinition",
+            &["ANB_LISTEN", "ANB_DATABASE_URL", "ANB_STORAGE_URL", "ANB_QUEUE_URL"][..],
+            &["ANB_SECRET_KEY", "ANB_DATABASE_PASSWORD"][..],
+        ),
+        (
+            Stack::defaults(&template),
+            "WorkerTaskDefinition",
+            &["ANB_DATABASE_URL", "ANB_STORAGE_URL", "ANB_QUEUE_URL", "ANB_DLQ_URL"][..],
+            &["ANB_DATABASE_PASSWORD"][..],
+        ),
         (with_concurrency, "WorkerTaskDefinition", &["ANB_WORKER_CONCURRENCY"][..], &["ANB_DATABASE_PASSWORD"][..]),
     ] {
         let (env, secrets) = task_env(&stack, task);
@@ -229,7 +240,10 @@ fn the_queue_outlasts_a_lease_extension_and_the_stop_timeout_fits_the_grace_peri
     let queue = resource(&template, "JobQueue");
     let visibility = Duration::from_secs(queue["VisibilityTimeout"].as_u64().unwrap());
     let extension = anb_worker::lease::extension_interval(lease);
-    assert!(visibility > extension, "queue visibility {visibility:?} must exceed the lease extension interval {extension:?}");
+    assert!(
+        visibility > extension,
+        "queue visibility {visibility:?} must exceed the lease extension interval {extension:?}"
+    );
     assert!(visibility >= lease, "queue visibility {visibility:?} shorter than one lease window {lease:?}");
     assert_eq!(
         queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
@@ -257,7 +271,9 @@ fn the_worker_scales_on_backlog_per_task_and_the_web_on_cpu() {
     assert!(expression.contains("visible / tasks"), "{expression}");
     let names: Vec<&str> = metrics.iter().filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str()).collect();
     assert_eq!(names, ["ApproximateNumberOfMessagesVisible", "RunningTaskCount"]);
-    assert!(matches!(&worker["TargetValue"], Value::Tagged(t) if t.tag == "!Ref" && t.value == "WorkerBacklogPerTaskTarget"));
+    assert!(
+        matches!(&worker["TargetValue"], Value::Tagged(t) if t.tag == "!Ref" && t.value == "WorkerBacklogPerTaskTarget")
+    );
 }
 
 #[test]

@@ -52,7 +52,8 @@ fn a_matroska_stream_at_a_thousand_frames_a_second_is_refused_from_its_timestamp
 #[test]
 fn an_8k_webm_is_refused_from_its_caps() {
     let dir = tempfile::tempdir().unwrap();
-    let input = ffmpeg(dir.path(), "-f lavfi -i color=s=7680x4320:r=30:d=0.1 -c:v libvpx -deadline realtime", "big.webm");
+    let input =
+        ffmpeg(dir.path(), "-f lavfi -i color=s=7680x4320:r=30:d=0.1 -c:v libvpx -deadline realtime", "big.webm");
     assert_refused(&input, None, "input-too-large", &["max_width", "7680"]);
 }
 
@@ -63,7 +64,8 @@ fn a_codec_off_the_list_is_unsupported_in_mp4_and_in_matroska() {
     assert_refused(&mov, None, "unsupported-input", &["video_codecs", "apcn"]);
     let mkv = ffmpeg(dir.path(), "-f lavfi -i color=s=320x240:r=10:d=0.5 -c:v prores", "prores.mkv");
     assert_refused(&mkv, None, "unsupported-input", &["video_codecs", "prores"]);
-    let ac3 = ffmpeg(dir.path(), "-f lavfi -i color=s=160x90:r=10:d=1 -f lavfi -i sine=d=1 -c:v libx264 -c:a ac3", "ac3.mkv");
+    let ac3 =
+        ffmpeg(dir.path(), "-f lavfi -i color=s=160x90:r=10:d=1 -f lavfi -i sine=d=1 -c:v libx264 -c:a ac3", "ac3.mkv");
     assert_refused(&ac3, None, "unsupported-input", &["audio_codecs", "ac3"]);
 }
 
@@ -113,11 +115,14 @@ fn a_run_past_its_time_budget_stops_with_job_timeout_and_leaves_nothing() {
     generate(&input, &Clip { secs: 4, ..Clip::default() });
     // A budget of 1 s whatever the length; the slow source takes longer than that for its
     // first handful of reads.
-    let text = "[[stage]]\ntype = \"download\"\n[stage.limits]\ntimeout_base_secs = 1\ntimeout_secs_per_output_sec = 0\n\n\
+    let text =
+        "[[stage]]\ntype = \"download\"\n[stage.limits]\ntimeout_base_secs = 1\ntimeout_secs_per_output_sec = 0\n\n\
                 [[stage]]\ntype = \"encode\"\npreset = \"ultrafast\"\n";
-    let pipeline = Arc::new(Pipeline::load(text, "timeout.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap());
+    let pipeline =
+        Arc::new(Pipeline::load(text, "timeout.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap());
     let source = Arc::new(SlowSource(FileSource::open(&input).unwrap()));
-    let err = pipeline.run_blocking(source, Box::new(FileSink::create(&output).unwrap()), RunOptions::default()).unwrap_err();
+    let err =
+        pipeline.run_blocking(source, Box::new(FileSink::create(&output).unwrap()), RunOptions::default()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::JobTimeout, "{err}");
     assert!(err.message().contains("timeout_base_secs = 1"), "{}", err.message());
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -48,7 +48,15 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let detail = loop {
-        let detail: Value = http.get(url(&format!("/api/videos/{video_id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let detail: Value = http
+            .get(url(&format!("/api/videos/{video_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         match detail["status"].as_str() {
             Some("completed") => break detail,
             Some("failed") => panic!("processing failed: {detail}"),
@@ -99,7 +107,10 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
     assert_eq!(rankings["rankings"][0]["username"], "Ana Ruiz");
     assert_eq!(rankings["rankings"][0]["votes"], 1);
     let metrics = http.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"anb_jobs_total{outcome="completed",code=""} 1"#), "the worker's metrics join /metrics: {metrics}");
+    assert!(
+        metrics.contains(r#"anb_jobs_total{outcome="completed",code=""} 1"#),
+        "the worker's metrics join /metrics: {metrics}"
+    );
 
     // A client written for the original API (Python `requests`), unchanged.
     let client = Command::new(repo_root().join(".venv/bin/python"))
@@ -108,7 +119,12 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
         .arg(&input)
         .output()
         .expect("the venv's Python (make test installs it with moto, which brings requests)");
-    assert!(client.status.success(), "{}\n{}", String::from_utf8_lossy(&client.stdout), String::from_utf8_lossy(&client.stderr));
+    assert!(
+        client.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
+    );
 
     let mut serve = serve;
     Command::new("kill").args(["-TERM", &serve.child.id().to_string()]).status().unwrap();

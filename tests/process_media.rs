@@ -17,7 +17,10 @@ fn long_clip_with_index_at_end_becomes_the_showcase_output() {
     let (input, output) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
     generate(&input, &Clip { secs: 45, ..Clip::default() });
     let boxes = top_level_boxes(&input);
-    assert!(boxes.iter().position(|b| b == "mdat") < boxes.iter().position(|b| b == "moov"), "input has moov last: {boxes:?}");
+    assert!(
+        boxes.iter().position(|b| b == "mdat") < boxes.iter().position(|b| b == "moov"),
+        "input has moov last: {boxes:?}"
+    );
 
     let outcome = process(&input, &output, None, &[]);
     outcome.assert_ok();
@@ -82,9 +85,11 @@ fn rotated_phone_clips_come_out_upright() {
     let land = dir.path().join("land.mp4");
     generate(&land, &Clip { secs: 2, width: 320, height: 180, pattern: "smpte", audio: false, ..Clip::default() });
     // No watermark: it would be compared with a reference that has none.
-    let pipeline = pipeline_file(dir.path(), "p.toml", "[[stage]]\ntype = \"resize\"\n\n[[stage]]\ntype = \"encode\"\n");
+    let pipeline =
+        pipeline_file(dir.path(), "p.toml", "[[stage]]\ntype = \"resize\"\n\n[[stage]]\ntype = \"encode\"\n");
     for degrees in [90, 180, 270] {
-        let (input, output) = (dir.path().join(format!("in{degrees}.mp4")), dir.path().join(format!("out{degrees}.mp4")));
+        let (input, output) =
+            (dir.path().join(format!("in{degrees}.mp4")), dir.path().join(format!("out{degrees}.mp4")));
         // GStreamer 1.22's mp4mux does not write rotation; ffmpeg adds it without re-encoding.
         let status = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-i"])
@@ -108,7 +113,9 @@ fn rotated_phone_clips_come_out_upright() {
         }
         // Compare colours on a grid, at points inside a uniform area of the reference (away from
         // the edges of the SMPTE bars, where scaling blends neighbours).
-        let distance = |a: [u8; 3], b: [u8; 3]| -> i32 { a.iter().zip(b.iter()).map(|(x, y)| (*x as i32 - *y as i32).abs()).sum() };
+        let distance = |a: [u8; 3], b: [u8; 3]| -> i32 {
+            a.iter().zip(b.iter()).map(|(x, y)| (*x as i32 - *y as i32).abs()).sum()
+        };
         let mut compared = 0;
         for gy in 1..10 {
             for gx in 1..10 {
@@ -150,7 +157,11 @@ fn watermark_marks_its_corners_and_nothing_else() {
     let (_dir, output) = showcase(&Clip { secs: 2, width: 320, height: 180, pattern: "black", ..Clip::default() }, &[]);
     let f = frame_at(&output, 1.0);
     let marked = |x0: u32, y0: u32, x1: u32, y1: u32| {
-        (y0..y1).step_by(2).flat_map(|y| (x0..x1).step_by(2).map(move |x| (x, y))).filter(|&(x, y)| !f.is_black(x, y)).count()
+        (y0..y1)
+            .step_by(2)
+            .flat_map(|y| (x0..x1).step_by(2).map(move |x| (x, y)))
+            .filter(|&(x, y)| !f.is_black(x, y))
+            .count()
     };
     assert!(marked(1000, 560, 1280, 720) > 50, "the text mark is bottom-right");
     assert!(marked(0, 0, 320, 140) > 50, "the logo is top-left");
@@ -165,7 +176,8 @@ fn trim_window_can_start_later_and_env_overrides_apply() {
 }
 
 /// The window `trim` takes with these overrides: from 2 s, at most 4.5 s.
-const TRIM_2_TO_6_5: [(&str, &str); 2] = [("ANB_STAGE_TRIM_START_SECS", "2"), ("ANB_STAGE_TRIM_MAX_DURATION_SECS", "4.5")];
+const TRIM_2_TO_6_5: [(&str, &str); 2] =
+    [("ANB_STAGE_TRIM_START_SECS", "2"), ("ANB_STAGE_TRIM_MAX_DURATION_SECS", "4.5")];
 
 /// Both streams 4.5 s long, starting at zero.
 fn assert_trimmed_2_to_6_5(output: &std::path::Path) {
@@ -261,8 +273,28 @@ fn a_poster_stage_writes_a_well_exposed_still_beside_the_output() {
     let dir = tmp();
     let input = dir.path().join("in.mp4");
     let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=black:s=320x240:r=10:d=1", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=10:d=5"])
-        .args(["-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=black:s=320x240:r=10:d=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=10:d=5",
+        ])
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&input)
         .status()
         .unwrap();

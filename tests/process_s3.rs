@@ -83,7 +83,14 @@ fn s3_in_s3_out_reads_only_what_the_output_needs() {
     let pipeline = pipeline_file(dir.path(), "pipeline.toml", SHORT_PIPELINE);
 
     let (exit, stdout, stderr) = anb(
-        &["process", &bucket.url("uploads/in.mp4"), &bucket.url("processed/out.mp4"), "--json", "--pipeline", pipeline.to_str().unwrap()],
+        &[
+            "process",
+            &bucket.url("uploads/in.mp4"),
+            &bucket.url("processed/out.mp4"),
+            "--json",
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(exit, 0, "{stdout}\n{stderr}");
@@ -105,10 +112,8 @@ fn s3_in_s3_out_reads_only_what_the_output_needs() {
 #[test]
 fn a_missing_object_is_a_source_failure_and_nothing_is_written() {
     let bucket = Bucket::new();
-    let (exit, stdout, stderr) = anb(
-        &["process", &bucket.url("uploads/none.mp4"), &bucket.url("processed/none.mp4"), "--json"],
-        &[],
-    );
+    let (exit, stdout, stderr) =
+        anb(&["process", &bucket.url("uploads/none.mp4"), &bucket.url("processed/none.mp4"), "--json"], &[]);
     assert_eq!(exit, 1, "{stdout}\n{stderr}");
     let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["error"]["code"], "source-failed", "{json}");
@@ -123,7 +128,8 @@ fn a_non_video_object_fails_as_invalid_input_and_leaves_no_output() {
     std::fs::write(&text, "these are not the frames you are looking for\n".repeat(2000)).unwrap();
     let bucket = Bucket::new();
     bucket.upload("uploads/notes.mp4", &text);
-    let (exit, stdout, _) = anb(&["process", &bucket.url("uploads/notes.mp4"), &bucket.url("processed/notes.mp4"), "--json"], &[]);
+    let (exit, stdout, _) =
+        anb(&["process", &bucket.url("uploads/notes.mp4"), &bucket.url("processed/notes.mp4"), "--json"], &[]);
     assert_eq!(exit, 3);
     let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["error"]["code"], "invalid-input", "{json}");

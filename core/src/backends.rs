@@ -73,7 +73,10 @@ impl Backends {
             }
             QueueUrl::Sqs(url) => {
                 let client = SqsQueue::client(aws.as_ref().expect("loaded for SQS"));
-                let dead = settings.dlq_url.as_ref().map(|dlq| Arc::new(SqsQueue::new(client.clone(), dlq)) as Arc<dyn JobQueue>);
+                let dead = settings
+                    .dlq_url
+                    .as_ref()
+                    .map(|dlq| Arc::new(SqsQueue::new(client.clone(), dlq)) as Arc<dyn JobQueue>);
                 (Arc::new(SqsQueue::new(client, url)), dead)
             }
         };

@@ -76,10 +76,9 @@ impl Db {
                 .await?;
             return Ok(Db::Postgres(pool));
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| sqlx::Error::Configuration(format!("`{url}` is neither sqlite:// nor postgres://").into()))?;
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| {
+            sqlx::Error::Configuration(format!("`{url}` is neither sqlite:// nor postgres://").into())
+        })?;
         let in_memory = path.starts_with(":memory:");
         if !in_memory {
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {

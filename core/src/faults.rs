@@ -150,7 +150,13 @@ impl Store for FaultyStore {
     async fn set_progress(&self, id: Uuid, attempt: i32, progress: Option<f64>) -> StoreResult<bool> {
         through!(self, set_progress(id, attempt, progress))
     }
-    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str, poster_key: Option<&str>) -> StoreResult<bool> {
+    async fn complete(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        processed_key: &str,
+        poster_key: Option<&str>,
+    ) -> StoreResult<bool> {
         through!(self, complete(id, attempt, processed_key, poster_key))
     }
     async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool> {

@@ -16,12 +16,6 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
-impl User {
-    /// How rankings and public listings name a player.
-    pub fn display_name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NewUser {

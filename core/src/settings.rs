@@ -186,15 +186,14 @@ impl Settings {
 
     /// The layered sources, for callers that add their own (tests, command-line flags).
     pub fn figment() -> Figment {
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::file(SETTINGS_FILE))
-            .merge(Env::prefixed(ENV_PREFIX).filter(|key| !key.as_str().to_ascii_lowercase().starts_with(PIPELINE_ENV_PREFIX)))
+        Figment::from(Serialized::defaults(Settings::default())).merge(Toml::file(SETTINGS_FILE)).merge(
+            Env::prefixed(ENV_PREFIX).filter(|key| !key.as_str().to_ascii_lowercase().starts_with(PIPELINE_ENV_PREFIX)),
+        )
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
-        let settings: Settings = figment.extract().map_err(|e| SettingsError {
-            problems: e.into_iter().map(|e| describe(&e)).collect(),
-        })?;
+        let settings: Settings =
+            figment.extract().map_err(|e| SettingsError { problems: e.into_iter().map(|e| describe(&e)).collect() })?;
         let problems = settings.validate();
         if problems.is_empty() {
             Ok(settings)
@@ -226,7 +225,8 @@ impl Settings {
             problems.push("ANB_MAX_UPLOAD_BYTES: must be more than 0".into());
         }
         if self.password_hash_concurrency == Some(0) {
-            problems.push("ANB_PASSWORD_HASH_CONCURRENCY: must be at least 1 (or unset for a default from memory)".into());
+            problems
+                .push("ANB_PASSWORD_HASH_CONCURRENCY: must be at least 1 (or unset for a default from memory)".into());
         }
         if self.worker_concurrency == Some(0) {
             problems.push("ANB_WORKER_CONCURRENCY: must be at least 1 (or unset for one per CPU)".into());
@@ -360,7 +360,11 @@ mod tests {
             assert!(!shown.contains("hunter2") && !shown.contains("must-not-leak"), "{shown}");
             jail.set_env("ANB_DATABASE_URL", "postgres://anb:in-the-url@db.internal:5432/anb?sslmode=require");
             let shown = format!("{:?}", Settings::load().unwrap());
-            assert!(!shown.contains("in-the-url") && shown.contains("postgres://anb:<redacted>@db.internal:5432/anb?sslmode=require"), "{shown}");
+            assert!(
+                !shown.contains("in-the-url")
+                    && shown.contains("postgres://anb:<redacted>@db.internal:5432/anb?sslmode=require"),
+                "{shown}"
+            );
             jail.set_env("ANB_DATABASE_URL", "postgres://anb@db.internal:5432/anb");
             assert!(shown.contains("db.internal") && shown.contains("<redacted>"), "{shown}");
             jail.set_env("ANB_DATABASE_URL", "sqlite://data/anb.db");
@@ -369,7 +373,10 @@ mod tests {
             Ok(())
         });
         let names = Settings::env_names();
-        assert!(names.contains(&"ANB_DATABASE_PASSWORD".to_string()) && names.contains(&"ANB_LISTEN".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"ANB_DATABASE_PASSWORD".to_string()) && names.contains(&"ANB_LISTEN".to_string()),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -62,8 +62,13 @@ impl From<sqlx::Error> for StoreError {
             match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
                     // The only unique constraints are the e-mail and the vote's primary key.
-                    let on_votes = db.constraint().is_some_and(|c| c.contains("votes")) || db.message().contains("votes");
-                    return StoreError::Conflict(if on_votes { Conflict::AlreadyVoted } else { Conflict::DuplicateEmail });
+                    let on_votes =
+                        db.constraint().is_some_and(|c| c.contains("votes")) || db.message().contains("votes");
+                    return StoreError::Conflict(if on_votes {
+                        Conflict::AlreadyVoted
+                    } else {
+                        Conflict::DuplicateEmail
+                    });
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::Conflict(Conflict::MissingReference),
                 // SQLite reports an `ON DELETE RESTRICT` refusal with an extended code (1811,
@@ -127,7 +132,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_progress(&self, id: Uuid, attempt: i32, progress: Option<f64>) -> StoreResult<bool>;
     /// `processing → completed` for the current attempt.
     /// Record the attempt's output (and its poster, if it made one) as the video's.
-    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str, poster_key: Option<&str>) -> StoreResult<bool>;
+    async fn complete(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        processed_key: &str,
+        poster_key: Option<&str>,
+    ) -> StoreResult<bool>;
     /// `processing → failed` for the current attempt, with a stable code.
     async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool>;
     /// `processing → pending` for the current attempt: a transient failure, the job will be retried.
@@ -154,10 +165,6 @@ pub struct SqlStore {
 impl SqlStore {
     pub fn new(db: Db) -> Self {
         SqlStore { db }
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
     }
 }
 
@@ -371,7 +378,13 @@ impl Store for SqlStore {
         .rows_affected() == 1))
     }
 
-    async fn complete(&self, id: Uuid, attempt: i32, processed_key: &str, poster_key: Option<&str>) -> StoreResult<bool> {
+    async fn complete(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        processed_key: &str,
+        poster_key: Option<&str>,
+    ) -> StoreResult<bool> {
         let at = now();
         on_pool!(&self.db, pool => Ok(sqlx::query(
             "UPDATE videos SET status = 'completed', processed_key = $3, poster_key = $5, progress = 1, processed_at = $4,

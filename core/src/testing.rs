@@ -68,7 +68,8 @@ pub async fn s3_store(config: &aws_config::SdkConfig, options: S3Options) -> S3S
     // Outside us-east-1, S3 wants the region named (moto accepts either).
     if let Some(region) = config.region().map(|r| r.as_ref().to_string()).filter(|r| r != "us-east-1") {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-        let location = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str()));
+        let location =
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str()));
         create = create.create_bucket_configuration(location.build());
     }
     create.send().await.expect("create a test bucket");
@@ -120,7 +121,8 @@ pub struct OwnMoto {
 
 impl OwnMoto {
     pub fn start() -> OwnMoto {
-        let bin = std::env::var("TEST_ANB_MOTO_SERVER").expect("TEST_ANB_MOTO_SERVER names moto_server (run `make test`)");
+        let bin =
+            std::env::var("TEST_ANB_MOTO_SERVER").expect("TEST_ANB_MOTO_SERVER names moto_server (run `make test`)");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = std::process::Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

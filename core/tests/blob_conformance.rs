@@ -23,7 +23,8 @@ impl Backend {
 
     async fn s3() -> Backend {
         let config = anb_core::testing::aws_config().await;
-        let store = anb_core::testing::s3_store(&config, S3Options { part_size: 5 << 20, ..S3Options::default() }).await;
+        let store =
+            anb_core::testing::s3_store(&config, S3Options { part_size: 5 << 20, ..S3Options::default() }).await;
         Backend::S3 { store: Arc::new(store), client: S3Store::client(&config) }
     }
 
@@ -49,11 +50,7 @@ impl Backend {
 }
 
 fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
-        .sum()
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| if p.is_dir() { walk(&p) } else { 1 }).sum()
 }
 
 macro_rules! on_both_stores {
@@ -103,8 +100,10 @@ fn broken_body(good: usize, stall: bool) -> Body {
     let tail = if stall {
         futures_util::stream::pending().boxed()
     } else {
-        futures_util::stream::once(async { Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")) })
-            .boxed()
+        futures_util::stream::once(async {
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))
+        })
+        .boxed()
     };
     head.chain(tail).boxed()
 }
@@ -201,7 +200,10 @@ async fn s3_presigned_url_downloads_with_a_plain_http_client() {
     assert_eq!(got.headers()["content-type"], "video/mp4", "stored with the type its key names");
     assert_eq!(got.bytes().await.unwrap(), data);
     let poster = key("posters/shared.jpg");
-    store.put_stream(&poster, Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(b"\xff\xd8\xff"))]))).await.unwrap();
+    store
+        .put_stream(&poster, Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(b"\xff\xd8\xff"))])))
+        .await
+        .unwrap();
     let got = reqwest::get(&store.presign_get(&poster, Duration::from_secs(60)).await.unwrap()).await.unwrap();
     assert_eq!(got.headers()["content-type"], "image/jpeg");
     // moto checks neither the signature nor the expiry of presigned URLs, so an expired URL

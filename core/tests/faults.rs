@@ -21,7 +21,8 @@ async fn an_emulator_that_stops_mid_upload_gives_storage_unavailable_within_the_
     let moto = anb_core::testing::OwnMoto::start();
     let timeout = Duration::from_secs(3);
     let config = moto.aws_config(timeout).await;
-    let store = anb_core::testing::s3_store(&config, S3Options { part_size: 5 << 20, timeout, ..S3Options::default() }).await;
+    let store =
+        anb_core::testing::s3_store(&config, S3Options { part_size: 5 << 20, timeout, ..S3Options::default() }).await;
 
     // A body that sends 6 MiB (the first part goes up, the multipart upload exists), then
     // freezes the emulator, then carries on.

@@ -196,9 +196,13 @@ async fn four_consumers_acknowledge_two_hundred_messages_exactly_once((q, _): Qu
     for consumer in futures_util::future::join_all(consumers).await {
         consumer.unwrap();
     }
-    let acked = acked.lock().unwrap();
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert_eq!(acked.len(), MESSAGES, "every message acknowledged, none lost");
-    assert!(acked.values().all(|&n| n == 1), "each exactly once: {:?}", acked.iter().filter(|(_, &n)| n != 1).collect::<Vec<_>>());
+    assert!(
+        acked.values().all(|&n| n == 1),
+        "each exactly once: {:?}",
+        acked.iter().filter(|(_, &n)| n != 1).collect::<Vec<_>>()
+    );
     assert!(*redelivered.lock().unwrap() > 0, "the dropped consumer's messages came back to the others");
     let depth = q.depth().await.unwrap();
     assert_eq!((depth.visible, depth.in_flight), (0, 0));

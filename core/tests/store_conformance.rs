@@ -66,7 +66,7 @@ async fn users_are_unique_by_email_in_any_case(db: Db) {
     let store = SqlStore::new(db);
     let created = store.create_user(new_user("Ana@Example.com", "Ana", "Bogotá")).await.unwrap();
     assert_eq!(created.email, "Ana@Example.com");
-    assert_eq!(created.display_name(), "Ana Player");
+    assert_eq!((created.first_name.as_str(), created.last_name.as_str()), ("Ana", "Player"));
     let err = store.create_user(new_user("ana@example.COM", "Other", "Cali")).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(Conflict::DuplicateEmail)), "{err:?}");
     let found = store.user_by_email("ANA@example.com").await.unwrap().expect("found in any case");
@@ -116,7 +116,9 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
     let video = store.create_video(new_video(owner)).await.unwrap().id;
 
-    let StartOutcome::Started { attempt: first, .. } = store.start_processing(video, LIVE).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt: first, .. } = store.start_processing(video, LIVE).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(first, 1);
     assert!(store.set_progress(video, first, Some(0.4)).await.unwrap());
     assert!(store.set_progress(video, first, None).await.unwrap(), "a heartbeat without progress");
@@ -125,7 +127,8 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     assert_eq!(store.start_processing(video, LIVE).await.unwrap(), StartOutcome::InProgress);
     // The first worker vanished (no heartbeat); the message came back and a second worker took it.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let StartOutcome::Started { attempt: second, video: row } = store.start_processing(video, STALE).await.unwrap() else {
+    let StartOutcome::Started { attempt: second, video: row } = store.start_processing(video, STALE).await.unwrap()
+    else {
         panic!("a redelivery of a processing video starts a new attempt")
     };
     assert_eq!((second, row.attempts, row.progress), (2, 2, 0.0));
@@ -181,10 +184,7 @@ async fn transient_failures_can_be_retried_permanent_ones_cannot(db: Db) {
 async fn votes_are_once_per_user_and_for_completed_videos_only(db: Db) {
     let store = SqlStore::new(db);
     let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
-    let fans = [
-        user(&store, "a@example.com", "A", "Cali").await,
-        user(&store, "b@example.com", "B", "Cali").await,
-    ];
+    let fans = [user(&store, "a@example.com", "A", "Cali").await, user(&store, "b@example.com", "B", "Cali").await];
     let video = completed_video(&store, owner).await;
     assert_eq!(store.vote(video, fans[0]).await.unwrap(), 1);
     assert_eq!(store.vote(video, fans[1]).await.unwrap(), 2);
@@ -206,12 +206,10 @@ async fn rankings_order_ties_filter_by_city_and_paginate(db: Db) {
     let ana = user(&store, "ana@example.com", "Ana", "Bogotá").await;
     let bea = user(&store, "bea@example.com", "Bea", "Cali").await;
     let carl = user(&store, "carl@example.com", "Carl", "cali").await;
-    let voters: Vec<Uuid> = futures_util::future::join_all(
-        (0..3).map(|i| {
-            let store = store.clone();
-            async move { user(&store, &format!("voter{i}@example.com"), "Voter", "Medellín").await }
-        }),
-    )
+    let voters: Vec<Uuid> = futures_util::future::join_all((0..3).map(|i| {
+        let store = store.clone();
+        async move { user(&store, &format!("voter{i}@example.com"), "Voter", "Medellín").await }
+    }))
     .await;
     let zoe1 = completed_video(&store, zoe).await;
     let zoe2 = completed_video(&store, zoe).await;
@@ -313,8 +311,15 @@ async fn the_sweep_finds_processing_rows_whose_attempt_died_once_per_window(db: 
     let window_start = OffsetDateTime::now_utc();
     assert!(store.set_progress(beating, attempt, Some(0.5)).await.unwrap());
 
-    assert_eq!(store.stale_processing(window_start, 10).await.unwrap(), vec![stuck], "not the beating one, not {pending}");
-    assert!(store.stale_processing(window_start - time::Duration::minutes(1), 10).await.unwrap().is_empty(), "beat recently");
+    assert_eq!(
+        store.stale_processing(window_start, 10).await.unwrap(),
+        vec![stuck],
+        "not the beating one, not {pending}"
+    );
+    assert!(
+        store.stale_processing(window_start - time::Duration::minutes(1), 10).await.unwrap().is_empty(),
+        "beat recently"
+    );
     // Enqueued again (by the sweep): not found again until a whole window has passed.
     store.mark_enqueued(stuck).await.unwrap();
     assert!(store.stale_processing(window_start, 10).await.unwrap().is_empty());
@@ -327,8 +332,14 @@ async fn a_redrive_from_failed_starts_a_fresh_attempt_budget(db: Db) {
     let owner = user(&store, "owner@example.com", "Owner", "Cali").await;
     let id = store.create_video(new_video(owner)).await.unwrap().id;
     for expected in 1..=2 {
-        let StartOutcome::Started { attempt, video } = store.start_processing(id, STALE).await.unwrap() else { panic!() };
-        assert_eq!((attempt, video.attempts_base), (expected, 0), "takeovers of dead attempts count against the budget");
+        let StartOutcome::Started { attempt, video } = store.start_processing(id, STALE).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (attempt, video.attempts_base),
+            (expected, 0),
+            "takeovers of dead attempts count against the budget"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(store.fail(id, 2, "worker-lost", "attempts died", true).await.unwrap());
@@ -346,10 +357,11 @@ async fn a_redrive_from_failed_starts_a_fresh_attempt_budget(db: Db) {
 async fn on_postgres_a_hung_statement_is_cancelled_by_the_statement_timeout() {
     let (db, _) = anb_core::testing::postgres().await;
     let Db::Postgres(pool) = &db else { unreachable!() };
-    let err = tokio::time::timeout(std::time::Duration::from_secs(60), sqlx::query("SELECT pg_sleep(120)").execute(pool))
-        .await
-        .expect("the statement ends well before its two minutes")
-        .expect_err("it is cancelled");
+    let err =
+        tokio::time::timeout(std::time::Duration::from_secs(60), sqlx::query("SELECT pg_sleep(120)").execute(pool))
+            .await
+            .expect("the statement ends well before its two minutes")
+            .expect_err("it is cancelled");
     let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
     assert_eq!(code.as_deref(), Some("57014"), "query_canceled (statement timeout): {err}");
 }

@@ -79,7 +79,9 @@ mod tests {
 
     #[test]
     fn sample_entries_map_to_the_published_names() {
-        for (entry, codec) in [(b"avc1", "h264"), (b"hvc1", "hevc"), (b"av01", "av1"), (b"mp4a", "aac"), (b"sowt", "pcm")] {
+        for (entry, codec) in
+            [(b"avc1", "h264"), (b"hvc1", "hevc"), (b"av01", "av1"), (b"mp4a", "aac"), (b"sowt", "pcm")]
+        {
             let name = mp4_sample_entry(entry).unwrap();
             assert_eq!(name, codec);
             assert!(VIDEO.contains(&name) || AUDIO.contains(&name));

@@ -62,14 +62,29 @@ impl InputLimits {
     /// The picture size, on its own (a decoder's output caps, a parser's caps).
     pub fn check_picture(&self, width: u32, height: u32) -> Result<(), Refusal> {
         if width > self.max_width {
-            return Err(Refusal::too_large("max_width", width, self.max_width, &format!("the picture is {width}×{height}")));
+            return Err(Refusal::too_large(
+                "max_width",
+                width,
+                self.max_width,
+                &format!("the picture is {width}×{height}"),
+            ));
         }
         if height > self.max_height {
-            return Err(Refusal::too_large("max_height", height, self.max_height, &format!("the picture is {width}×{height}")));
+            return Err(Refusal::too_large(
+                "max_height",
+                height,
+                self.max_height,
+                &format!("the picture is {width}×{height}"),
+            ));
         }
         let pixels = width as u64 * height as u64;
         if pixels > self.max_pixels {
-            return Err(Refusal::too_large("max_pixels", pixels, self.max_pixels, &format!("the picture is {width}×{height} = {pixels} pixels")));
+            return Err(Refusal::too_large(
+                "max_pixels",
+                pixels,
+                self.max_pixels,
+                &format!("the picture is {width}×{height} = {pixels} pixels"),
+            ));
         }
         Ok(())
     }
@@ -77,7 +92,12 @@ impl InputLimits {
     /// Frame rate and pixel rate of a picture stream.
     pub fn check_rate(&self, width: u32, height: u32, fps: f64) -> Result<(), Refusal> {
         if fps > self.max_fps as f64 + 0.5 {
-            return Err(Refusal::too_large("max_fps", format!("{fps:.0}"), self.max_fps, &format!("the video runs at {fps:.0} frames per second")));
+            return Err(Refusal::too_large(
+                "max_fps",
+                format!("{fps:.0}"),
+                self.max_fps,
+                &format!("the video runs at {fps:.0} frames per second"),
+            ));
         }
         let rate = width as f64 * height as f64 * fps;
         if rate > self.max_pixel_rate as f64 {
@@ -93,7 +113,12 @@ impl InputLimits {
 
     pub fn check_streams(&self, streams: usize) -> Result<(), Refusal> {
         if streams > self.max_streams as usize {
-            return Err(Refusal::too_large("max_streams", streams, self.max_streams, &format!("the file has {streams} video and audio streams")));
+            return Err(Refusal::too_large(
+                "max_streams",
+                streams,
+                self.max_streams,
+                &format!("the file has {streams} video and audio streams"),
+            ));
         }
         Ok(())
     }
@@ -101,14 +126,24 @@ impl InputLimits {
     pub fn check_duration(&self, duration: Duration) -> Result<(), Refusal> {
         let secs = duration.as_secs_f64();
         if secs > self.max_duration_secs as f64 {
-            return Err(Refusal::too_large("max_duration_secs", format!("{secs:.0}"), self.max_duration_secs, &format!("the file lasts {secs:.0} s")));
+            return Err(Refusal::too_large(
+                "max_duration_secs",
+                format!("{secs:.0}"),
+                self.max_duration_secs,
+                &format!("the file lasts {secs:.0} s"),
+            ));
         }
         Ok(())
     }
 
     pub fn check_frames(&self, frames: u64) -> Result<(), Refusal> {
         if frames > self.max_frames {
-            return Err(Refusal::too_large("max_frames", frames, self.max_frames, &format!("a stream holds {frames} samples")));
+            return Err(Refusal::too_large(
+                "max_frames",
+                frames,
+                self.max_frames,
+                &format!("a stream holds {frames} samples"),
+            ));
         }
         Ok(())
     }
@@ -126,7 +161,11 @@ impl InputLimits {
                 return Err(Refusal::unsupported(
                     if track.kind == TrackKind::Video { "video_codecs" } else { "audio_codecs" },
                     &track.codec,
-                    format!("the {what} codec `{}` is not accepted ({what}_codecs: {})", track.codec.trim(), list.join(", ")),
+                    format!(
+                        "the {what} codec `{}` is not accepted ({what}_codecs: {})",
+                        track.codec.trim(),
+                        list.join(", ")
+                    ),
                 ));
             }
             if let Some(duration) = track.duration {
@@ -148,7 +187,8 @@ impl InputLimits {
     pub fn timeout(&self, output: Duration, pixel_rate: Option<f64>) -> Duration {
         let scale = pixel_rate.map_or(1.0, |r| (r / REFERENCE_PIXEL_RATE).max(1.0));
         let work = output.as_secs_f64() * scale;
-        Duration::from_secs(self.timeout_base_secs as u64) + Duration::from_secs_f64(work * self.timeout_secs_per_output_sec as f64)
+        Duration::from_secs(self.timeout_base_secs as u64)
+            + Duration::from_secs_f64(work * self.timeout_secs_per_output_sec as f64)
     }
 }
 
@@ -211,7 +251,8 @@ mod tests {
     #[test]
     fn stream_count_and_duration_are_limited() {
         let limits = InputLimits::default();
-        let audio = Track { kind: TrackKind::Audio, codec: "mp4a".into(), width: 0, height: 0, samples: 100, duration: None };
+        let audio =
+            Track { kind: TrackKind::Audio, codec: "mp4a".into(), width: 0, height: 0, samples: 100, duration: None };
         let mut tracks = vec![video(640, 360, 30, 10)];
         tracks.extend(std::iter::repeat_n(audio, 16));
         assert_eq!(limits.check_facts(&facts(tracks)).unwrap_err().found, "17");
@@ -225,7 +266,11 @@ mod tests {
         let limits = InputLimits::default();
         let thirty = Duration::from_secs(30);
         assert_eq!(limits.timeout(thirty, None), Duration::from_secs(60 + 120));
-        assert_eq!(limits.timeout(thirty, Some(640.0 * 360.0 * 30.0)), Duration::from_secs(180), "small is not cheaper than the reference");
+        assert_eq!(
+            limits.timeout(thirty, Some(640.0 * 360.0 * 30.0)),
+            Duration::from_secs(180),
+            "small is not cheaper than the reference"
+        );
         assert_eq!(limits.timeout(thirty, Some(3840.0 * 2160.0 * 60.0)), Duration::from_secs(60 + 120 * 8));
     }
 

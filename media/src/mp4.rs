@@ -226,7 +226,11 @@ mod tests {
         let ftyp = boxed(b"ftyp", b"isom\0\0\x02\0isomavc1");
         let moov = boxed(b"moov", &[time_box(b"mvhd", 600, 6000), traks.concat()].concat());
         let mdat = boxed(b"mdat", &[0x5a; 5000]);
-        if moov_last { [ftyp, mdat, moov].concat() } else { [ftyp, moov, mdat].concat() }
+        if moov_last {
+            [ftyp, mdat, moov].concat()
+        } else {
+            [ftyp, moov, mdat].concat()
+        }
     }
 
     fn facts(bytes: &[u8]) -> Result<Option<MediaFacts>, HeaderError> {
@@ -240,7 +244,8 @@ mod tests {
     #[test]
     fn tracks_sizes_counts_and_durations_are_read_wherever_the_index_is() {
         for moov_last in [false, true] {
-            let bytes = file(&[trak(b"vide", b"hvc1", 3840, 2160, 600, 10), trak(b"soun", b"mp4a", 0, 0, 470, 10)], moov_last);
+            let bytes =
+                file(&[trak(b"vide", b"hvc1", 3840, 2160, 600, 10), trak(b"soun", b"mp4a", 0, 0, 470, 10)], moov_last);
             let f = facts(&bytes).unwrap().unwrap();
             assert_eq!(f.duration, Some(Duration::from_secs(10)));
             assert_eq!(f.tracks.len(), 2);

@@ -28,7 +28,8 @@ impl Admitted {
 }
 
 pub(crate) fn admit(source: &dyn ByteSource, limits: &InputLimits) -> Result<Admitted, PipelineError> {
-    let source_failed = |e: std::io::Error| PipelineError::new(ErrorCode::SourceFailed, format!("reading the input's header: {e}"));
+    let source_failed =
+        |e: std::io::Error| PipelineError::new(ErrorCode::SourceFailed, format!("reading the input's header: {e}"));
     let head = source.read_at(0, SNIFF_LEN).map_err(source_failed)?;
     let container = match sniff(&head) {
         Sniffed::Accepted(container) => container,
@@ -36,7 +37,9 @@ pub(crate) fn admit(source: &dyn ByteSource, limits: &InputLimits) -> Result<Adm
             let message = format!("{name} files are not accepted (containers: {})", ACCEPTED.join(", "));
             return Err(Refusal::unsupported("containers", name, message).into());
         }
-        Sniffed::Unknown => return Err(PipelineError::new(ErrorCode::InvalidInput, "not a video file (unrecognised format)")),
+        Sniffed::Unknown => {
+            return Err(PipelineError::new(ErrorCode::InvalidInput, "not a video file (unrecognised format)"))
+        }
     };
     let facts = if container.is_iso_media() {
         let read = |offset: u64, len: usize| source.read_at(offset, len);
@@ -116,7 +119,12 @@ pub(crate) fn guard_decoded_video(pad: &gst::Pad, limits: InputLimits, shared: s
         let first = *seen.1.get_or_insert(pts.unwrap_or(gst::ClockTime::ZERO));
         let media_secs = pts.map_or(0.0, |p| p.saturating_sub(first).nseconds() as f64 / 1e9);
         let verdict = if frames > limits.max_frames {
-            Err(Refusal::too_large("max_frames", frames, limits.max_frames, &format!("the video holds more than {} frames", limits.max_frames)))
+            Err(Refusal::too_large(
+                "max_frames",
+                frames,
+                limits.max_frames,
+                &format!("the video holds more than {} frames", limits.max_frames),
+            ))
         } else if frames as f64 > limits.max_fps as f64 * media_secs + FPS_SLACK_FRAMES {
             // Intervals between the frames seen, over the time they span.
             let fps = (frames - 1) as f64 / media_secs.max(1e-6);

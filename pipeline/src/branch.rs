@@ -45,7 +45,10 @@ pub(crate) fn elements(
     }
     for s in stages {
         if s.stage.role() == Role::Encode && threaded {
-            chain.push(make_with("queue", &[("max-size-buffers", "3"), ("max-size-bytes", "0"), ("max-size-time", "0")])?);
+            chain.push(make_with(
+                "queue",
+                &[("max-size-buffers", "3"), ("max-size-bytes", "0"), ("max-size-time", "0")],
+            )?);
         }
         let mut added = match kind {
             BranchKind::Video => s.stage.video(ctx)?,
@@ -63,10 +66,9 @@ fn head(kind: BranchKind, threaded: bool) -> Result<gst::Element, PipelineError>
         }
         BranchKind::Video => make_with("identity", &[("silent", "true")]),
         // Audio may have to wait while the video encoder fills its lookahead: allow a few seconds.
-        BranchKind::Audio | BranchKind::EncodedAudio => make_with(
-            "queue",
-            &[("max-size-buffers", "0"), ("max-size-bytes", "0"), ("max-size-time", "5000000000")],
-        ),
+        BranchKind::Audio | BranchKind::EncodedAudio => {
+            make_with("queue", &[("max-size-buffers", "0"), ("max-size-bytes", "0"), ("max-size-time", "5000000000")])
+        }
     }
 }
 

@@ -66,7 +66,8 @@ pub fn load(
     ctx: &BuildContext,
 ) -> Result<Pipeline, ConfigError> {
     let fail = |problems| ConfigError { source_name: source_name.to_owned(), problems };
-    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
+    let mut doc: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
 
     let mut problems = Vec::new();
     let stage_values = match doc.remove("stage") {
@@ -140,7 +141,8 @@ pub fn input_limits(
     overrides: &[Override],
 ) -> Result<anb_media::InputLimits, ConfigError> {
     let fail = |problems| ConfigError { source_name: source_name.to_owned(), problems };
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
+    let doc: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
     let Some(toml::Value::Array(items)) = doc.get("stage") else { return Ok(Default::default()) };
     for (index, item) in items.iter().enumerate() {
         let Some(mut table) = item.as_table().cloned() else { continue };
@@ -157,7 +159,9 @@ pub fn input_limits(
                 }
                 return Ok(stage.input_limits().unwrap_or_default());
             }
-            Some(Err(problems)) if registry_role(registry, &type_name) == Some(Role::Input) => return Err(at(problems)),
+            Some(Err(problems)) if registry_role(registry, &type_name) == Some(Role::Input) => {
+                return Err(at(problems))
+            }
             _ => {}
         }
     }
@@ -182,7 +186,8 @@ fn order_problems(stages: &[(usize, LoadedStage)]) -> Vec<Problem> {
             Role::Input if pos != 0 => problems.push(here("an input stage must be the first stage".into())),
             Role::Output if pos + 1 != count => problems.push(here("an output stage must be the last stage".into())),
             Role::Encode => match encode_at {
-                Some(first) => problems.push(here(format!("a second encode stage (the first is stage {first}); a pipeline encodes once"))),
+                Some(first) => problems
+                    .push(here(format!("a second encode stage (the first is stage {first}); a pipeline encodes once"))),
                 None => encode_at = Some(*index),
             },
             Role::Filter => {
@@ -194,7 +199,9 @@ fn order_problems(stages: &[(usize, LoadedStage)]) -> Vec<Problem> {
         }
         if s.stage.window().is_some() {
             match window_at {
-                Some(first) => problems.push(here(format!("a second trim window (the first is stage {first}); use one"))),
+                Some(first) => {
+                    problems.push(here(format!("a second trim window (the first is stage {first}); use one")))
+                }
                 None => window_at = Some(*index),
             }
         }
@@ -324,7 +331,10 @@ mod tests {
         ];
         let o = overrides_from(vars);
         assert_eq!(o.len(), 2);
-        assert_eq!(o[0], Override { stage_type: "encode".into(), field: "crf".into(), value: toml::Value::Integer(20) });
+        assert_eq!(
+            o[0],
+            Override { stage_type: "encode".into(), field: "crf".into(), value: toml::Value::Integer(20) }
+        );
         assert_eq!(o[1].value, toml::Value::String("ANB Rising".into()));
     }
 }

@@ -32,9 +32,9 @@ pub fn require(factory: &str) -> Result<(), PipelineError> {
 
 /// A `capsfilter` restricting the stream to `caps` (gst-launch syntax).
 pub fn capsfilter(caps: &str) -> Result<gst::Element, PipelineError> {
-    let parsed: gst::Caps = caps.parse().map_err(|_| {
-        PipelineError::new(ErrorCode::InvalidPipeline, format!("`{caps}` is not valid caps"))
-    })?;
+    let parsed: gst::Caps = caps
+        .parse()
+        .map_err(|_| PipelineError::new(ErrorCode::InvalidPipeline, format!("`{caps}` is not valid caps")))?;
     let element = make("capsfilter")?;
     element.set_property("caps", &parsed);
     Ok(element)
@@ -44,7 +44,7 @@ fn missing(factory: &str) -> PipelineError {
     let package = match factory {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         f if f.starts_with("av") => "gstreamer1.0-libav",
-        "mp4mux" | "qtdemux" | "videobox" | "gdkpixbufoverlay" | "videoflip" => "gstreamer1.0-plugins-good",
+        "mp4mux" | "qtdemux" | "gdkpixbufoverlay" | "videoflip" => "gstreamer1.0-plugins-good",
         "h264parse" => "gstreamer1.0-plugins-bad",
         "textoverlay" => "gstreamer1.0-x",
         _ => "gstreamer1.0-plugins-base",
@@ -98,12 +98,8 @@ fn describe_bin(element: &gst::Element) -> String {
         let type_name = element.type_().name();
         return type_name.strip_prefix("Gst").unwrap_or(type_name).to_ascii_lowercase();
     };
-    let mut children: Vec<String> = bin
-        .iterate_sorted()
-        .into_iter()
-        .filter_map(Result::ok)
-        .map(|child| describe(&child))
-        .collect();
+    let mut children: Vec<String> =
+        bin.iterate_sorted().into_iter().filter_map(Result::ok).map(|child| describe(&child)).collect();
     children.reverse();
     format!("( {} )", children.join(" ! "))
 }

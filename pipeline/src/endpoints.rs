@@ -94,7 +94,10 @@ pub(crate) fn appsink(sink: Box<dyn ByteSink>, shared: Arc<Shared>) -> gst_app::
                     if segment.format() == gst::Format::Bytes && segment.start().value() as u64 != written {
                         seg_shared.fail(PipelineError::new(
                             ErrorCode::Internal,
-                            format!("the muxer asked to rewrite byte {} of a sequential output", segment.start().value()),
+                            format!(
+                                "the muxer asked to rewrite byte {} of a sequential output",
+                                segment.start().value()
+                            ),
                         ));
                         return gst::PadProbeReturn::Drop;
                     }

@@ -48,20 +48,10 @@ impl ErrorCode {
         }
     }
 
-    /// Permanent errors are properties of the input or the configuration: retrying cannot help.
-    pub fn is_permanent(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::InvalidInput
-                | ErrorCode::UnsupportedInput
-                | ErrorCode::InputTooLarge
-                | ErrorCode::JobTimeout
-                | ErrorCode::InvalidPipeline
-        )
-    }
-
-    /// Whether the uploader (rather than the platform) is at fault. A run over its time budget
-    /// is: the budget grows with the work the file asks for, at many times the measured speed.
+    /// Whether the uploader (rather than the platform) is at fault: the one meaning of
+    /// "permanent" (a job failing so is never retried). A run over its time budget is: the
+    /// budget grows with the work the file asks for, at many times the measured speed. An
+    /// invalid `pipeline.toml` is not: a deploy fixes it, and the job is retried then.
     pub fn is_client_fault(self) -> bool {
         matches!(
             self,
@@ -105,9 +95,8 @@ impl Problem {
         value: T,
         range: std::ops::RangeInclusive<T>,
     ) -> Option<Self> {
-        (!range.contains(&value)).then(|| {
-            Problem::field(field, format!("{value} is not valid: use {} to {}", range.start(), range.end()))
-        })
+        (!range.contains(&value))
+            .then(|| Problem::field(field, format!("{value} is not valid: use {} to {}", range.start(), range.end())))
     }
 
     pub(crate) fn at(mut self, index: usize, stage_type: &str) -> Self {
@@ -200,13 +189,14 @@ mod tests {
     fn codes_are_stable_and_classified() {
         assert_eq!(ErrorCode::InvalidInput.as_str(), "invalid-input");
         assert_eq!(ErrorCode::PipelineStalled.to_string(), "pipeline-stalled");
-        assert!(ErrorCode::InvalidInput.is_permanent());
-        assert!(!ErrorCode::SourceFailed.is_permanent());
+        assert!(ErrorCode::InvalidInput.is_client_fault());
+        assert!(!ErrorCode::SourceFailed.is_client_fault());
         assert!(!ErrorCode::PipelineStalled.is_client_fault());
+        assert!(!ErrorCode::InvalidPipeline.is_client_fault(), "fixed by a deploy, then retried");
         assert_eq!(ErrorCode::InputTooLarge.as_str(), "input-too-large");
         assert_eq!(ErrorCode::JobTimeout.as_str(), "job-timeout");
         for code in [ErrorCode::InputTooLarge, ErrorCode::JobTimeout] {
-            assert!(code.is_permanent() && code.is_client_fault(), "{code} is never retried");
+            assert!(code.is_client_fault(), "{code} is never retried");
         }
     }
 

@@ -56,9 +56,7 @@ pub(crate) fn build(
     let mux = make_with("mp4mux", &[("faststart", "true"), ("latency", "1000000000")])?;
     let appsink = endpoints::appsink(sink, shared.clone());
     let internal = |e: gst::glib::BoolError| PipelineError::new(ErrorCode::Internal, e.to_string());
-    pipeline
-        .add_many([appsrc.upcast_ref(), &decodebin, &mux, appsink.upcast_ref()])
-        .map_err(internal)?;
+    pipeline.add_many([appsrc.upcast_ref(), &decodebin, &mux, appsink.upcast_ref()]).map_err(internal)?;
     appsrc.link(&decodebin).map_err(internal)?;
     mux.link(&appsink).map_err(internal)?;
 
@@ -189,9 +187,9 @@ fn on_pad_added(
     }
     if let Some(kind) = kind {
         let template = if kind == BranchKind::Video { "video_%u" } else { "audio_%u" };
-        let mux_pad = mux.request_pad_simple(template).ok_or_else(|| {
-            PipelineError::new(ErrorCode::Internal, format!("mp4mux refused a {template} pad"))
-        })?;
+        let mux_pad = mux
+            .request_pad_simple(template)
+            .ok_or_else(|| PipelineError::new(ErrorCode::Internal, format!("mp4mux refused a {template} pad")))?;
         let tail_pad = tail.static_pad("src").expect("the last element of a branch has a src pad");
         tail_pad.link(&mux_pad).map_err(|e| {
             PipelineError::new(ErrorCode::InvalidPipeline, format!("the encoder output cannot go into MP4: {e}"))
@@ -249,7 +247,11 @@ fn may_plug(dbin: &gst::Element, caps: &gst::Caps, limits: &anb_media::InputLimi
 
 /// A stream the demuxer exposes: count it against `max_streams` and check the duration the
 /// demuxer knows.
-fn check_demuxer_stream(pad: &gst::Pad, limits: &anb_media::InputLimits, shared: &Shared) -> Result<(), anb_media::Refusal> {
+fn check_demuxer_stream(
+    pad: &gst::Pad,
+    limits: &anb_media::InputLimits,
+    shared: &Shared,
+) -> Result<(), anb_media::Refusal> {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let name = caps.structure(0).map(|s| s.name().as_str().to_owned()).unwrap_or_default();
     if name.starts_with("video/") || name.starts_with("audio/") || name.starts_with("image/") {

@@ -116,10 +116,7 @@ impl Pipeline {
     pub fn describe_graph(&self, ctx: &BuildContext) -> Result<GraphDescription, PipelineError> {
         let chain = |kind| -> Result<String, PipelineError> {
             let elements = branch::elements(kind, &self.stages, ctx)?;
-            Ok(format!(
-                "appsrc ! decodebin ! {} ! mp4mux faststart=true ! appsink",
-                branch::describe_chain(&elements)
-            ))
+            Ok(format!("appsrc ! decodebin ! {} ! mp4mux faststart=true ! appsink", branch::describe_chain(&elements)))
         };
         Ok(GraphDescription {
             video: chain(branch::BranchKind::Video)?,

@@ -148,7 +148,11 @@ pub(crate) fn run_blocking(
     let budget = Budget { started, limits: &limits, window: expected_window };
     let outcome = drive(&pipeline, &shared, &mut opts, expected_window, &budget);
     let torn_down = teardown(pipeline);
-    let sink = if torn_down { shared.sink.lock().unwrap().take() } else { shared.sink.try_lock().ok().and_then(|mut s| s.take()) };
+    let sink = if torn_down {
+        shared.sink.lock().unwrap().take()
+    } else {
+        shared.sink.try_lock().ok().and_then(|mut s| s.take())
+    };
     let progress = snapshot(&shared, expected_window);
 
     let outcome = outcome.and_then(|()| check_complete(&shared, &progress));
@@ -235,7 +239,9 @@ fn drive(
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
         let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]);
-        return Err(explain(message, shared, || PipelineError::new(ErrorCode::Internal, "the pipeline could not start")));
+        return Err(explain(message, shared, || {
+            PipelineError::new(ErrorCode::Internal, "the pipeline could not start")
+        }));
     }
 
     let mut last_marks = marks(shared);
@@ -258,7 +264,9 @@ fn drive(
             return Err(PipelineError::new(ErrorCode::Cancelled, "the run was cancelled"));
         }
         if shared.refused.load(Ordering::SeqCst) {
-            return Err(shared.take_failure().unwrap_or_else(|| PipelineError::new(ErrorCode::Internal, "the input was refused")));
+            return Err(shared
+                .take_failure()
+                .unwrap_or_else(|| PipelineError::new(ErrorCode::Internal, "the input was refused")));
         }
         budget.check(shared)?;
         if !shared.demuxer_gave_up() {

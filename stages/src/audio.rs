@@ -42,14 +42,17 @@ impl Default for Audio {
 impl Stage for Audio {
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        problems.extend(self.sample_rate_hz.and_then(|rate| Problem::out_of_range("sample_rate_hz", rate, 8000..=96000)));
+        problems
+            .extend(self.sample_rate_hz.and_then(|rate| Problem::out_of_range("sample_rate_hz", rate, 8000..=96000)));
         problems.extend(self.channels.and_then(|ch| Problem::out_of_range("channels", ch, 1..=2)));
         problems.extend(Problem::out_of_range("volume", self.volume, 0.0..=4.0));
         problems
     }
 
     fn audio(&self, _ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
-        if self.mode == AudioMode::Strip || (self.sample_rate_hz.is_none() && self.channels.is_none() && self.volume == 1.0) {
+        if self.mode == AudioMode::Strip
+            || (self.sample_rate_hz.is_none() && self.channels.is_none() && self.volume == 1.0)
+        {
             return Ok(Vec::new());
         }
         let mut chain = vec![make("audioconvert")?, make("audioresample")?];
@@ -80,7 +83,12 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Audio { mode: AudioMode::Keep, sample_rate_hz: Some(44100), channels: Some(1), volume: 0.5 });
+        assert_round_trip(&Audio {
+            mode: AudioMode::Keep,
+            sample_rate_hz: Some(44100),
+            channels: Some(1),
+            volume: 0.5,
+        });
         assert_rejects_unknown_field::<Audio>("mode = \"keep\"\nnormalise = true");
     }
 

@@ -57,7 +57,11 @@ impl Stage for Download {
             Problem::out_of_range("limits.max_duration_secs", self.limits.max_duration_secs, 1..=86_400),
             Problem::out_of_range("limits.max_frames", self.limits.max_frames, 1..=10_000_000),
             Problem::out_of_range("limits.timeout_base_secs", self.limits.timeout_base_secs, 1..=86_400),
-            Problem::out_of_range("limits.timeout_secs_per_output_sec", self.limits.timeout_secs_per_output_sec, 0..=3600),
+            Problem::out_of_range(
+                "limits.timeout_secs_per_output_sec",
+                self.limits.timeout_secs_per_output_sec,
+                0..=3600,
+            ),
         ]
         .into_iter()
         .flatten()
@@ -121,7 +125,11 @@ mod tests {
         assert_eq!(Download { block_size_kib: 1, read_ahead_blocks: 99, cache_blocks: 0, limits }.validate().len(), 4);
         let down: Download = toml::from_str("[limits]\nmax_width = 1920").unwrap();
         assert_eq!(down.input_limits().unwrap().max_width, 1920);
-        assert_eq!(down.input_limits().unwrap().max_height, InputLimits::default().max_height, "unset limits keep their defaults");
+        assert_eq!(
+            down.input_limits().unwrap().max_height,
+            InputLimits::default().max_height,
+            "unset limits keep their defaults"
+        );
         assert_eq!(Upload { part_size_mib: 1 }.validate().len(), 1);
         let up: Upload = toml::from_str("part_size_mib = 32").unwrap();
         assert_eq!(up.sink_options(), Some(SinkOptions { part_size_mib: 32 }));
@@ -135,11 +143,17 @@ mod tests {
                     [[stage]]\ntype = \"watermark\"\nimage = { path = \"missing.png\" }\n";
         let limits = anb_pipeline::input_limits(text, "t.toml", &registry, &[]).unwrap();
         assert_eq!((limits.max_fps, limits.max_width), (120, InputLimits::default().max_width));
-        let overrides = anb_pipeline::overrides_from([("ANB_STAGE_DOWNLOAD_LIMITS".to_owned(), "{ max_fps = 60 }".to_owned())]);
+        let overrides =
+            anb_pipeline::overrides_from([("ANB_STAGE_DOWNLOAD_LIMITS".to_owned(), "{ max_fps = 60 }".to_owned())]);
         assert_eq!(anb_pipeline::input_limits(text, "t.toml", &registry, &overrides).unwrap().max_fps, 60);
         let none = anb_pipeline::input_limits("[[stage]]\ntype = \"encode\"\n", "t.toml", &registry, &[]).unwrap();
         assert_eq!(none, InputLimits::default(), "no input stage: the defaults");
-        let bad = anb_pipeline::input_limits("[[stage]]\ntype = \"download\"\n[stage.limits]\nmax_streams = 0\n", "t.toml", &registry, &[]);
+        let bad = anb_pipeline::input_limits(
+            "[[stage]]\ntype = \"download\"\n[stage.limits]\nmax_streams = 0\n",
+            "t.toml",
+            &registry,
+            &[],
+        );
         assert!(bad.unwrap_err().to_string().contains("limits.max_streams"));
     }
 }

@@ -78,7 +78,9 @@ impl Stage for Poster {
 
 impl Poster {
     fn branch(&self, ctx: &BuildContext) -> Result<gst::Bin, PipelineError> {
-        let internal = |e: gst::glib::BoolError| PipelineError::new(ErrorCode::Internal, format!("building the poster branch: {e}"));
+        let internal = |e: gst::glib::BoolError| {
+            PipelineError::new(ErrorCode::Internal, format!("building the poster branch: {e}"))
+        };
         let bin = gst::Bin::new();
         let tee = make("tee")?;
         let queue = make_with(
@@ -250,7 +252,8 @@ fn encode_jpeg(sample: &gst::Sample, quality: u32) -> Result<Vec<u8>, PipelineEr
     });
     let _ = pipeline.set_state(gst::State::Null);
     let encoded = pushed?;
-    let map = encoded.buffer().ok_or_else(|| failed("empty".into()))?.map_readable().map_err(|e| failed(e.to_string()))?;
+    let map =
+        encoded.buffer().ok_or_else(|| failed("empty".into()))?.map_readable().map_err(|e| failed(e.to_string()))?;
     Ok(map.to_vec())
 }
 
@@ -277,7 +280,13 @@ mod tests {
         let mut picker = Picker::new(None, Duration::from_secs(10));
         let frame = |ms: u64| gst::ClockTime::from_mseconds(1000 + ms); // the first frame is at 1 s
         let looked: Vec<u64> = (0..60).map(|i| i * 100).filter(|&ms| picker.wants(frame(ms))).collect();
-        assert_eq!(looked, [500, 800, 1100, 1400, 1700, 2000, 2300, 2600, 2900, 3200, 3500, 3800, 4100, 4400, 4700, 5000, 5300, 5600, 5900]);
+        assert_eq!(
+            looked,
+            [
+                500, 800, 1100, 1400, 1700, 2000, 2300, 2600, 2900, 3200, 3500, 3800, 4100, 4400, 4700, 5000, 5300,
+                5600, 5900
+            ]
+        );
         picker.finish();
         assert!(!picker.wants(frame(6000)), "nothing once chosen");
     }

@@ -54,7 +54,7 @@ impl Stage for Trim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_round_trip, assert_rejects_unknown_field};
+    use crate::test_support::{assert_rejects_unknown_field, assert_round_trip};
 
     #[test]
     fn toml_round_trip_and_unknown_field() {

@@ -61,11 +61,7 @@ pub fn generate(path: &Path, clip: &Clip) {
              ! avenc_aac ! aacparse ! queue ! mux. "
         ));
     }
-    desc.push_str(&format!(
-        "mp4mux name=mux faststart={} ! filesink location={}",
-        !clip.index_at_end,
-        path.display()
-    ));
+    desc.push_str(&format!("mp4mux name=mux faststart={} ! filesink location={}", !clip.index_at_end, path.display()));
     gst_launch(&desc);
 }
 

@@ -23,6 +23,13 @@ use crate::json::ApiJson;
 use crate::passwords::{normalize, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use crate::throttle::ClientAddr;
 use crate::AppState;
+use axum::routing::post;
+use axum::Router;
+
+/// Sign-up and login.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/auth/signup", post(signup)).route("/api/auth/login", post(login))
+}
 
 /// How long a token is valid.
 pub const TOKEN_TTL_SECS: i64 = 3600;
@@ -79,7 +86,8 @@ impl Tokens {
     pub fn issue(&self, user_id: Uuid) -> String {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims { sub: user_id, iat: now, exp: now + TOKEN_TTL_SECS };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing cannot fail")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
     }
 
     pub fn verify(&self, token: &str) -> Option<Uuid> {
@@ -98,7 +106,8 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = header
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
-        let user_id = state.tokens.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("Invalid or expired token"))?;
+        let user_id =
+            state.tokens.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("Invalid or expired token"))?;
         // A token of a user who no longer exists is no longer valid.
         if state.known_users.contains(user_id) {
             return Ok(AuthUser(user_id));
@@ -259,7 +268,11 @@ pub struct TokenResponse {
     (status = 429, description = "Too many attempts from this address, or too many failures for this account (see Retry-After)", body = crate::error::Detail),
     (status = 503, description = "Busy; retry after Retry-After", body = crate::error::Detail),
 ))]
-pub async fn login(State(state): State<AppState>, client: ClientAddr, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
     state.throttle.login(&client)?;
     let password = normalize(&req.password);
     let email = req.email.trim();
@@ -275,7 +288,11 @@ pub async fn login(State(state): State<AppState>, client: ClientAddr, ApiJson(re
     match user {
         Some(user) if ok => {
             state.throttle.login_succeeded(email);
-            Ok(Json(TokenResponse { access_token: state.tokens.issue(user.id), token_type: "Bearer", expires_in: TOKEN_TTL_SECS }))
+            Ok(Json(TokenResponse {
+                access_token: state.tokens.issue(user.id),
+                token_type: "Bearer",
+                expires_in: TOKEN_TTL_SECS,
+            }))
         }
         _ => {
             state.throttle.login_failed(email);
@@ -285,7 +302,8 @@ pub async fn login(State(state): State<AppState>, client: ClientAddr, ApiJson(re
 }
 
 /// The argon2id hash of a random password, in the same parameters as real ones.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YW5iLWR1bW15LXNhbHQ$8kKjZ7+Qm3m3z2m0xv0n0Jm5lYtq7Jd3b1W5eJ8qf1Q";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$YW5iLWR1bW15LXNhbHQ$8kKjZ7+Qm3m3z2m0xv0n0Jm5lYtq7Jd3b1W5eJ8qf1Q";
 
 #[cfg(test)]
 mod tests {
@@ -310,9 +328,16 @@ mod tests {
         let claims = Claims { sub: id, iat: 0, exp: 1 };
         let expired = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"secret")).unwrap();
         assert_eq!(tokens.verify(&expired), None, "expired");
-        let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&format!(r#"{{"sub":"{id}","exp":9999999999}}"#)));
+        let unsigned = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"{id}","exp":9999999999}}"#))
+        );
         assert_eq!(tokens.verify(&unsigned), None, "alg none");
-        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash parses, so login timing is even");
+        assert!(
+            argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash parses, so login timing is even"
+        );
     }
 
     fn b64(s: &str) -> String {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -21,9 +21,16 @@ use anb_core::model::{NewVideo, VideoStatus};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::shared::{enqueue, forget_own, owned, rfc3339, too_large, UploadResponse, VideoDetails, VideoId};
 use crate::sniff::{video_container, SNIFF_LEN};
-use crate::videos::{enqueue, forget_own, owned, too_large, UploadResponse, VideoDetails};
 use crate::AppState;
+use axum::routing::post;
+use axum::Router;
+
+/// Direct uploads: announce, then complete.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/videos/uploads", post(start)).route("/api/videos/{id}/complete", post(complete))
+}
 
 /// How long an upload URL stays valid: long enough for a large file on a slow link.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(3600);
@@ -92,8 +99,8 @@ pub async fn start(
         return Err(too_large(state.max_upload_bytes));
     }
     let video_id = Uuid::new_v4();
-    let key = BlobKey::new(format!("uploads/{video_id}.{}", extension(request.filename.as_deref())))
-        .expect("a valid key");
+    let key =
+        BlobKey::new(format!("uploads/{video_id}.{}", extension(request.filename.as_deref()))).expect("a valid key");
     let expires_at = OffsetDateTime::from(SystemTime::now() + UPLOAD_URL_TTL);
     let put = state.backends.blobs.presign_put(&key, request.size, UPLOAD_URL_TTL).await?;
     state
@@ -117,7 +124,7 @@ pub async fn start(
             upload_url: put.url,
             upload_method: "PUT",
             upload_headers: put.headers.into_iter().collect(),
-            expires_at: expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            expires_at: rfc3339(expires_at),
             complete_url: format!("/api/videos/{video_id}/complete"),
         }),
     ))
@@ -136,10 +143,11 @@ pub async fn start(
 pub async fn complete(
     State(state): State<AppState>,
     AuthUser(user_id): AuthUser,
-    Path(id): Path<String>,
+    VideoId(id): VideoId,
 ) -> ApiResult<Json<CompleteResponse>> {
-    let video = owned(&state, &id, user_id).await?;
-    let answer = |status, size| Json(CompleteResponse { video: UploadResponse { video_id: video.id, user_id }, status, size });
+    let video = owned(&state, id, user_id).await?;
+    let answer =
+        |status, size| Json(CompleteResponse { video: UploadResponse { video_id: video.id, user_id }, status, size });
     if let Some(size) = video.original_size {
         return Ok(answer(video.status, size)); // already confirmed: the same answer again
     }
@@ -172,7 +180,7 @@ pub async fn complete(
     forget_own(&state, user_id, Some(video.id));
     if !confirmed {
         // Another `complete` got there first (or the video is gone): answer with what is stored.
-        let now = owned(&state, &id, user_id).await?;
+        let now = owned(&state, id, user_id).await?;
         return Ok(answer(now.status, now.original_size.unwrap_or(size)));
     }
     state.metrics.upload(size as u64);

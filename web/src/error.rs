@@ -105,13 +105,15 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited { detail, retry_after_secs } => {
                 let retry_after = retry_after_secs.max(1).to_string();
-                let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({ "detail": detail }))).into_response();
+                let mut response =
+                    (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({ "detail": detail }))).into_response();
                 response.headers_mut().insert("retry-after", retry_after.parse().expect("digits"));
                 response
             }
             ApiError::Internal(why) => {
                 tracing::error!(%why, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "detail": "Internal server error" }))).into_response()
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "detail": "Internal server error" })))
+                    .into_response()
             }
         }
     }
@@ -172,7 +174,10 @@ impl From<JsonRejection> for ApiError {
         // A body over the limit is 413; malformed JSON, a wrong content type and a missing field
         // are all validation errors.
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::too_large(format!("The request body is larger than {} KiB", crate::MAX_JSON_BODY_BYTES / 1024));
+            return ApiError::too_large(format!(
+                "The request body is larger than {} KiB",
+                crate::MAX_JSON_BODY_BYTES / 1024
+            ));
         }
         ApiError::invalid("body", rejection.body_text())
     }

@@ -14,6 +14,15 @@ use anb_core::blob::BlobKey;
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+
+/// The folder backend's signed links. The signed size bounds a direct upload's body; the
+/// handler enforces it as bytes arrive.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/files/{*key}", get(download).put(upload).layer(DefaultBodyLimit::disable()))
+}
 
 /// Bytes per read from the store while streaming a response.
 const CHUNK: u64 = 256 * 1024;
@@ -49,7 +58,8 @@ pub async fn download(
         None => (0, size, StatusCode::OK),
         Some(Some((start, end))) => (start, end, StatusCode::PARTIAL_CONTENT),
         Some(None) => {
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))])
+                .into_response());
         }
     };
     let stream = futures_util::stream::unfold(start, move |at| {
@@ -158,16 +168,22 @@ pub async fn upload(
     // One complete PUT per link: a second one (or one after `complete`) finds the object there.
     match state.backends.blobs.put_stream_new(&key, Box::pin(counted)).await {
         Ok(_) => Ok(StatusCode::OK),
-        Err(anb_core::blob::StorageError::AlreadyExists(_)) => {
-            Err(ApiError::Client(StatusCode::CONFLICT, "This upload link has been used: the file is already uploaded".into()))
+        Err(anb_core::blob::StorageError::AlreadyExists(_)) => Err(ApiError::Client(
+            StatusCode::CONFLICT,
+            "This upload link has been used: the file is already uploaded".into(),
+        )),
+        Err(anb_core::blob::StorageError::Body(e)) if crate::error::is_body_timeout(&e) => {
+            Err(ApiError::body_timeout())
         }
-        Err(anb_core::blob::StorageError::Body(e)) if crate::error::is_body_timeout(&e) => Err(ApiError::body_timeout()),
-        Err(anb_core::blob::StorageError::Body(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
-            Some(LengthError::TooLong) => {
-                ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("The body is longer than the signed {size} bytes"))
-            }
-            _ => ApiError::bad_request(format!("The body is not the signed {size} bytes")),
-        }),
+        Err(anb_core::blob::StorageError::Body(e)) => {
+            Err(match e.get_ref().and_then(|e| e.downcast_ref::<LengthError>()) {
+                Some(LengthError::TooLong) => ApiError::Client(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The body is longer than the signed {size} bytes"),
+                ),
+                _ => ApiError::bad_request(format!("The body is not the signed {size} bytes")),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -36,12 +36,16 @@ where
             let Ok(data) = frame.into_data() else { continue };
             if bytes.len() + data.len() > MAX_JSON_BODY_BYTES {
                 drain(body, bytes.len() + data.len()).await;
-                return Err(ApiError::too_large(format!("The request body is larger than {} KiB", MAX_JSON_BODY_BYTES / 1024)));
+                return Err(ApiError::too_large(format!(
+                    "The request body is larger than {} KiB",
+                    MAX_JSON_BODY_BYTES / 1024
+                )));
             }
             bytes.extend_from_slice(&data);
         }
         // axum's own extractor checks the content type and parses.
-        let axum::Json(value) = axum::Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await?;
+        let axum::Json(value) =
+            axum::Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await?;
         Ok(ApiJson(value))
     }
 }

@@ -18,6 +18,7 @@ mod page;
 mod passwords;
 mod public;
 mod server;
+mod shared;
 mod sniff;
 mod sweep;
 mod throttle;
@@ -31,7 +32,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -41,8 +42,8 @@ use anb_core::backends::Backends;
 use anb_core::blob::UrlSigner;
 
 pub use auth::{KnownUsers, Tokens};
-pub use metrics::Metrics;
 pub use limits::UploadLimits;
+pub use metrics::Metrics;
 pub use microcache::MicroCache;
 pub use openapi::ApiDoc;
 pub use passwords::{available_memory, default_concurrency as default_password_hash_concurrency, Passwords};
@@ -76,7 +77,7 @@ pub struct AppState {
     /// One-second cache of the public read routes.
     pub public_cache: Arc<microcache::MicroCache>,
     /// Quarter-second cache of each player's own reads, keyed by the player; this process's
-    /// writes clear what they change (see `videos::forget_own`).
+    /// writes clear what they change (see `shared::forget_own`).
     pub own_cache: Arc<microcache::MicroCache>,
     /// More metrics text appended to `/metrics` (the worker's, when both run in one process).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
@@ -176,26 +177,16 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         // concurrency limit would count per route.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.server.max_concurrent_requests.max(1)));
     let health = Router::new().route(HEALTH_PATH, get(ops::health));
+    // One router per resource, each in its own module.
     let api = Router::new()
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/auth/signup", post(auth::signup))
-        .route("/api/auth/login", post(auth::login))
-        // Uploads enforce ANB_MAX_UPLOAD_BYTES themselves, as the bytes stream.
-        .route("/api/videos/upload", post(videos::upload).layer(DefaultBodyLimit::disable()))
-        .route("/api/videos/uploads", post(direct::start))
-        .route("/api/upload-limits", get(limits::upload_limits))
-        .route("/api/videos/{id}/complete", post(direct::complete))
-        .route("/api/videos", get(videos::list_mine))
-        .route("/api/videos/", get(videos::list_mine))
-        .route("/api/videos/{id}", get(videos::detail).delete(videos::delete))
-        .route("/api/public/videos", get(public::videos))
-        .route("/api/public/videos/{id}/vote", post(public::vote))
-        .route("/api/public/rankings", get(public::rankings))
-        // The signed size bounds a direct upload's body; the handler enforces it as bytes arrive.
-        .route("/files/{*key}", get(files::download).put(files::upload).layer(DefaultBodyLimit::disable()))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/docs", get(openapi::docs))
+        .merge(ops::router())
+        .merge(auth::router())
+        .merge(videos::router())
+        .merge(direct::router())
+        .merge(limits::router())
+        .merge(public::router())
+        .merge(files::router())
+        .merge(openapi::router())
         .merge(page::router())
         .fallback(|| async { error::ApiError::not_found("Not Found") })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))

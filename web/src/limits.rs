@@ -9,6 +9,12 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::AppState;
+use axum::routing::get;
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/upload-limits", get(upload_limits))
+}
 
 /// Upload limits, from the pipeline's `[stage.limits]` and `ANB_MAX_UPLOAD_BYTES`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

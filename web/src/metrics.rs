@@ -59,21 +59,28 @@ impl Metrics {
         out.push_str("# HELP anb_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE anb_http_requests_total counter\n");
         for ((method, route, status), n) in self.requests.lock().expect("metrics").iter() {
-            let _ = writeln!(out, "anb_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "anb_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
         out.push_str("# HELP anb_http_request_duration_seconds Time to answer, by route.\n");
         out.push_str("# TYPE anb_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().expect("metrics").iter() {
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(out, "anb_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
+                let _ =
+                    writeln!(out, "anb_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
             }
-            let _ = writeln!(out, "anb_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ =
+                writeln!(out, "anb_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "anb_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(out, "anb_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
         out.push_str("# HELP anb_uploads_total Videos uploaded through the API.\n# TYPE anb_uploads_total counter\n");
         let _ = writeln!(out, "anb_uploads_total {}", self.uploads.load(Ordering::Relaxed));
-        out.push_str("# HELP anb_upload_bytes_total Bytes of uploaded videos.\n# TYPE anb_upload_bytes_total counter\n");
+        out.push_str(
+            "# HELP anb_upload_bytes_total Bytes of uploaded videos.\n# TYPE anb_upload_bytes_total counter\n",
+        );
         let _ = writeln!(out, "anb_upload_bytes_total {}", self.upload_bytes.load(Ordering::Relaxed));
         out.push_str("# HELP anb_stuck_jobs_requeued_total Processing jobs whose attempt died and whose message was gone, enqueued again by the sweep.\n");
         out.push_str("# TYPE anb_stuck_jobs_requeued_total counter\n");

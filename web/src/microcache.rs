@@ -54,7 +54,9 @@ impl MicroCache {
     pub fn with_max_bytes(ttl: Duration, max_bytes: u64) -> Self {
         let slots = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &String, slot: &Arc<Slot>| (key.len() as u32).saturating_add(slot.bytes.load(Ordering::Relaxed)))
+            .weigher(|key: &String, slot: &Arc<Slot>| {
+                (key.len() as u32).saturating_add(slot.bytes.load(Ordering::Relaxed))
+            })
             // An entry is useless after its TTL; let the cache drop it rather than keep the bytes.
             .time_to_live(ttl * 2)
             .build();
@@ -185,7 +187,11 @@ mod tests {
         // ...the write commits and forgets the key while that read is still answering.
         cache.invalidate("list");
         go.notify_one();
-        assert_eq!(read.await.unwrap().unwrap(), Bytes::from_static(b"before"), "the overlapping read answers what it read");
+        assert_eq!(
+            read.await.unwrap().unwrap(),
+            Bytes::from_static(b"before"),
+            "the overlapping read answers what it read"
+        );
         let next = cache.get_or_compute("list".into(), || async { Ok::<_, ()>(Bytes::from_static(b"after")) }).await;
         assert_eq!(next.unwrap(), Bytes::from_static(b"after"), "a read after the write sees it");
     }

@@ -2,7 +2,8 @@
 //! it with no script or style from anywhere else (operators' networks are often closed).
 
 use axum::response::{Html, IntoResponse};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -19,6 +20,10 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
+
+pub fn router() -> Router<crate::AppState> {
+    Router::new().route("/openapi.json", get(openapi_json)).route("/docs", get(docs))
+}
 
 struct BearerAuth;
 

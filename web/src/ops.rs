@@ -10,6 +10,13 @@ use axum::Json;
 use serde_json::json;
 
 use crate::AppState;
+use axum::routing::get;
+use axum::Router;
+
+/// Readiness and metrics (`/health` is routed apart, outside load shedding: see `crate::router`).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ready", get(ready)).route("/metrics", get(metrics))
+}
 
 /// Liveness: the process answers. No I/O, so a slow database never gets a healthy task killed.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "`{status: \"healthy\", version}`")))]
@@ -49,7 +56,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 ))]
 pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(token) = &state.metrics_token {
-        let given = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| same(g.trim().as_bytes(), token.as_bytes())) {
             return crate::error::ApiError::unauthorized("Metrics need the metrics token").into_response();
         }

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn the_origin_is_scheme_host_and_port_only() {
         assert_eq!(origin_of("http://127.0.0.1:8000/files/a.mp4?sig=1").as_deref(), Some("http://127.0.0.1:8000"));
-        assert_eq!(origin_of("https://b.s3.eu-west-1.amazonaws.com/p/x.jpg?X-Amz=1").as_deref(), Some("https://b.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(
+            origin_of("https://b.s3.eu-west-1.amazonaws.com/p/x.jpg?X-Amz=1").as_deref(),
+            Some("https://b.s3.eu-west-1.amazonaws.com")
+        );
         assert_eq!(origin_of("https://[::1]:9000/x").as_deref(), Some("https://[::1]:9000"));
         // Nothing that could break out of the header's grammar, and no other schemes.
         assert_eq!(origin_of("https://evil; script-src *"), None);

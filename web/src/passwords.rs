@@ -47,7 +47,12 @@ pub struct Passwords {
 impl Passwords {
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        Passwords { slots: Semaphore::new(concurrency), queue_wait: QUEUE_WAIT, memory: Mutex::new(Vec::new()), concurrency }
+        Passwords {
+            slots: Semaphore::new(concurrency),
+            queue_wait: QUEUE_WAIT,
+            memory: Mutex::new(Vec::new()),
+            concurrency,
+        }
     }
 
     /// How long a request may wait for a slot (default [`QUEUE_WAIT`]).
@@ -62,7 +67,9 @@ impl Passwords {
 
     /// The PHC string of a new hash of `password` (already normalised).
     pub async fn hash(&self, password: String) -> ApiResult<String> {
-        self.run(move |memory| hash_with(memory, &password)).await?.map_err(|e| ApiError::Internal(format!("hashing: {e}")))
+        self.run(move |memory| hash_with(memory, &password))
+            .await?
+            .map_err(|e| ApiError::Internal(format!("hashing: {e}")))
     }
 
     /// Whether `password` (already normalised) matches the PHC string `hash`.
@@ -158,7 +165,10 @@ fn verify_with(memory: &mut Vec<Block>, password: &str, hash: &str) -> bool {
         Ok(p) => p,
         Err(_) => return false,
     };
-    if argon2id(version, params).hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut memory[..]).is_err() {
+    if argon2id(version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut memory[..])
+        .is_err()
+    {
         return false;
     }
     // Output's equality is constant-time.
@@ -180,7 +190,8 @@ mod tests {
         assert!(verify_with(&mut memory, "correct horse", &ours));
         assert!(!verify_with(&mut memory, "correct horsf", &ours));
         use argon2::PasswordHasher;
-        let theirs = Argon2::default().hash_password(b"battery", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        let theirs =
+            Argon2::default().hash_password(b"battery", &SaltString::generate(&mut OsRng)).unwrap().to_string();
         assert!(verify_with(&mut memory, "battery", &theirs));
         assert!(!verify_with(&mut memory, "not it", "not a hash"));
         assert_eq!(memory.len(), Params::default().block_count(), "the work memory is reused, not grown");

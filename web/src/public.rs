@@ -1,6 +1,6 @@
 //! What everyone sees: completed videos, votes, rankings.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,9 +12,19 @@ use anb_core::store::{Conflict, StoreError};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Lines, MAX_PLACE_CHARS};
+use crate::shared::{presigned, rfc3339, video_not_found, VideoId};
 use crate::throttle::ClientAddr;
-use crate::videos::presigned;
 use crate::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// What everyone sees, and voting.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/public/videos", get(videos))
+        .route("/api/public/videos/{id}/vote", post(vote))
+        .route("/api/public/rankings", get(rankings))
+}
 
 const DEFAULT_PAGE_SIZE: u32 = 10;
 
@@ -39,10 +49,7 @@ impl PageQuery {
             let Some(text) = value else { return Ok(default) };
             match text.trim().parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::Invalid(vec![(
-                    name.to_string(),
-                    format!("must be an integer from 1 to {max}"),
-                )])),
+                _ => Err(ApiError::Invalid(vec![(name.to_string(), format!("must be an integer from 1 to {max}"))])),
             }
         };
         let page = parse("page", &self.page, 1, 1_000_000)?;
@@ -97,7 +104,7 @@ pub async fn videos(State(state): State<AppState>, Query(query): Query<PageQuery
                 city: v.city,
                 country: v.country,
                 votes: v.votes,
-                uploaded_at: v.uploaded_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                uploaded_at: rfc3339(v.uploaded_at),
             });
         }
         Ok(out)
@@ -135,13 +142,11 @@ pub async fn vote(
     State(state): State<AppState>,
     client: ClientAddr,
     AuthUser(user_id): AuthUser,
-    Path(id): Path<String>,
+    VideoId(video_id): VideoId,
 ) -> ApiResult<Json<VoteResponse>> {
     state.throttle.vote(&client)?;
-    let not_found = || ApiError::not_found("Video not found");
-    let video_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let total_votes = state.backends.store.vote(video_id, user_id).await.map_err(|e| match e {
-        StoreError::NotFound => not_found(),
+        StoreError::NotFound => video_not_found(),
         StoreError::Conflict(Conflict::AlreadyVoted) => ApiError::bad_request("You have already voted for this video"),
         StoreError::Conflict(Conflict::NotCompleted) => ApiError::bad_request("Only processed videos can be voted for"),
         StoreError::Conflict(Conflict::OwnVideo) => ApiError::bad_request("You cannot vote for your own video"),

@@ -95,7 +95,8 @@ pub async fn serve_connections(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "Connection ended with an error");
             }

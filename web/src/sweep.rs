@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use anb_core::blob::BlobKey;
 
 use crate::direct::UPLOAD_URL_TTL;
-use crate::videos::enqueue;
+use crate::shared::enqueue;
 use crate::AppState;
 
 /// How often the sweep looks.
@@ -36,7 +36,11 @@ pub async fn run(state: AppState) {
         }
         match requeue_stuck(&state, OffsetDateTime::now_utc() - state.stuck_after).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(videos = n, stuck_after_secs = state.stuck_after.as_secs(), "Re-enqueued stuck processing jobs"),
+            Ok(n) => tracing::warn!(
+                videos = n,
+                stuck_after_secs = state.stuck_after.as_secs(),
+                "Re-enqueued stuck processing jobs"
+            ),
             Err(e) => tracing::warn!(error = %e, "sweep of stuck jobs failed; next time"),
         }
         let abandoned_before = OffsetDateTime::now_utc() - UPLOAD_URL_TTL - ABANDONED_AFTER_EXPIRY;

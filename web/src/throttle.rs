@@ -28,7 +28,6 @@ pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Accounts whose failures are remembered at once (the least recently used go first).
 const FAILURE_ENTRIES: u64 = 100_000;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleOptions {
     pub trusted_proxy_hops: usize,
@@ -103,7 +102,10 @@ impl Throttle {
             logins: RateLimiter::keyed(per(options.login_attempts_per_minute, Duration::from_secs(60))),
             signups: RateLimiter::keyed(per(options.signups_per_hour, Duration::from_secs(3600))),
             votes: RateLimiter::keyed(per(options.votes_per_minute, Duration::from_secs(60))),
-            failures: moka::sync::Cache::builder().max_capacity(FAILURE_ENTRIES).time_to_idle(MAX_LOGIN_DELAY * 2).build(),
+            failures: moka::sync::Cache::builder()
+                .max_capacity(FAILURE_ENTRIES)
+                .time_to_idle(MAX_LOGIN_DELAY * 2)
+                .build(),
             uploads: Arc::default(),
         }
     }
@@ -115,7 +117,10 @@ impl Throttle {
         let running = uploads.entry(user).or_default();
         if *running >= self.options.uploads_per_account {
             return Err(ApiError::RateLimited {
-                detail: format!("{} uploads of this account are already in progress; retry when one ends", self.options.uploads_per_account),
+                detail: format!(
+                    "{} uploads of this account are already in progress; retry when one ends",
+                    self.options.uploads_per_account
+                ),
                 retry_after_secs: 5,
             });
         }
@@ -230,7 +235,8 @@ impl FromRequestParts<AppState> for ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
-        let forwarded: Vec<&str> = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         Ok(ClientAddr::resolve(peer, &forwarded, state.throttle.trusted_proxy_hops()))
     }
 }
@@ -246,9 +252,21 @@ mod tests {
     #[test]
     fn the_client_is_as_many_entries_from_the_end_as_there_are_trusted_hops() {
         let peer = ip("10.0.0.9");
-        assert_eq!(ClientAddr::resolve(peer, &["6.6.6.6"], 0).0, peer, "no proxies trusted: the header is the client's own");
-        assert_eq!(ClientAddr::resolve(peer, &["6.6.6.6, 203.0.113.7"], 1).0, ip("203.0.113.7"), "the ALB appended the last");
-        assert_eq!(ClientAddr::resolve(peer, &["6.6.6.6", "203.0.113.7, 10.1.1.1"], 2).0, ip("203.0.113.7"), "two headers, two hops");
+        assert_eq!(
+            ClientAddr::resolve(peer, &["6.6.6.6"], 0).0,
+            peer,
+            "no proxies trusted: the header is the client's own"
+        );
+        assert_eq!(
+            ClientAddr::resolve(peer, &["6.6.6.6, 203.0.113.7"], 1).0,
+            ip("203.0.113.7"),
+            "the ALB appended the last"
+        );
+        assert_eq!(
+            ClientAddr::resolve(peer, &["6.6.6.6", "203.0.113.7, 10.1.1.1"], 2).0,
+            ip("203.0.113.7"),
+            "two headers, two hops"
+        );
         assert_eq!(ClientAddr::resolve(peer, &[], 1).0, peer, "no header: the peer");
         assert_eq!(ClientAddr::resolve(peer, &["garbage"], 1).0, peer);
     }
@@ -274,7 +292,10 @@ mod tests {
         assert!(throttle.login(&ClientAddr(ip("192.0.2.2"))).is_ok(), "per address");
 
         let delays = (login_delay(4), login_delay(5), login_delay(6), login_delay(8), login_delay(40));
-        assert_eq!(delays, (Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(8), MAX_LOGIN_DELAY));
+        assert_eq!(
+            delays,
+            (Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(8), MAX_LOGIN_DELAY)
+        );
         for _ in 0..FREE_LOGIN_FAILURES {
             throttle.account_ready("Ana@Example.com").unwrap();
             throttle.login_failed("ana@example.com");

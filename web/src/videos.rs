@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use axum::extract::multipart::{Field, MultipartError};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -19,13 +18,27 @@ use anb_core::store::{Conflict, StoreError};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::fields::{self, Lines, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
+use crate::fields::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
 use crate::microcache::json_response;
+use crate::shared::{
+    detail_key, enqueue, forget_own, list_key, owned, presigned, rfc3339, too_large, UploadResponse, VideoDetails,
+    VideoId,
+};
 use crate::sniff::{video_container, SNIFF_LEN};
 use crate::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
 
-/// How long a presigned URL in a response stays valid.
-pub const URL_TTL: Duration = Duration::from_secs(3600);
+/// A player's own videos. Uploads enforce ANB_MAX_UPLOAD_BYTES themselves, as the bytes stream.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/videos/upload", post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/api/videos", get(list_mine))
+        .route("/api/videos/", get(list_mine))
+        .route("/api/videos/{id}", get(detail).delete(delete))
+}
+
 /// Multipart framing and the text fields around the file, allowed on top of the file limit
 /// when judging a request by its Content-Length.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -43,46 +56,6 @@ pub struct UploadForm {
     title: String,
     #[schema(max_length = 5000)]
     description: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UploadResponse {
-    pub video_id: Uuid,
-    pub user_id: Uuid,
-}
-
-/// A video's title and description, as checked for every kind of upload.
-pub struct VideoDetails {
-    pub title: String,
-    pub description: Option<String>,
-}
-
-impl VideoDetails {
-    /// The trimmed title and description, or `None` with the problems added to `problems`.
-    pub fn check(title: Option<String>, description: Option<String>, problems: &mut Vec<(String, String)>) -> Option<Self> {
-        let before = problems.len();
-        let title = title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        match &title {
-            None => problems.push(("title".to_string(), "Field required".to_string())),
-            Some(t) => fields::check("title", t, MAX_TITLE_CHARS, Lines::Single, problems),
-        }
-        if let Some(d) = &description {
-            fields::check("description", d, MAX_DESCRIPTION_CHARS, Lines::Multi, problems);
-        }
-        (problems.len() == before).then(|| VideoDetails {
-            title: title.expect("checked"),
-            description: description.filter(|d| !d.trim().is_empty()),
-        })
-    }
-}
-
-/// The enqueued job.
-pub fn job_message(video_id: Uuid) -> String {
-    serde_json::json!({ "video_id": video_id }).to_string()
-}
-
-pub fn too_large(max: u64) -> ApiError {
-    ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("File too large: the limit is {max} bytes"))
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
@@ -126,7 +99,9 @@ pub async fn upload(
                 Some("file") if stored.is_none() => stored = Some(store_file(&state, video_id, field).await?),
                 Some("file") => return Err(ApiError::bad_request("Only one file per upload")),
                 Some("title") => title = Some(read_text(field, "title", MAX_TITLE_CHARS).await?),
-                Some("description") => description = Some(read_text(field, "description", MAX_DESCRIPTION_CHARS).await?),
+                Some("description") => {
+                    description = Some(read_text(field, "description", MAX_DESCRIPTION_CHARS).await?)
+                }
                 _ => {} // unknown fields are ignored, as the original does
             }
         }
@@ -198,19 +173,6 @@ async fn drain(mut form: Multipart) {
     .await;
 }
 
-/// Send the job. A failure here loses nothing: the row stays `pending` without `enqueued_at`,
-/// and the sweep sends it later.
-pub async fn enqueue(state: &AppState, video_id: Uuid) {
-    match state.backends.queue.send(&job_message(video_id)).await {
-        Ok(_) => {
-            if let Err(e) = state.backends.store.mark_enqueued(video_id).await {
-                tracing::warn!(%video_id, error = %e, "enqueued, but could not record it (the sweep may send it twice)");
-            }
-        }
-        Err(e) => tracing::warn!(%video_id, error = %e, "could not enqueue; the sweep will retry"),
-    }
-}
-
 /// Stream the file field into blob storage under `uploads/{video_id}.{container}`, after
 /// checking its first bytes really are a video container. Enforces the size limit as the bytes
 /// arrive: past the limit, the put is aborted and the answer is 413.
@@ -232,7 +194,9 @@ async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> A
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let put = {
         let (blobs, key) = (state.backends.blobs.clone(), key.clone());
-        tokio::spawn(async move { blobs.put_stream(&key, Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))).await })
+        tokio::spawn(
+            async move { blobs.put_stream(&key, Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))).await },
+        )
     };
     let mut total = 0u64;
     let mut failure = None;
@@ -271,10 +235,6 @@ async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> A
         e => e.into(),
     })?;
     Ok((key, size))
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -318,13 +278,6 @@ pub struct VideoDetail {
     error_message: Option<String>,
 }
 
-/// A presigned URL for a key, when there is one to give.
-pub async fn presigned(state: &AppState, key: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(key) = key else { return Ok(None) };
-    let key = BlobKey::new(key).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some(state.backends.blobs.presign_get(&key, URL_TTL).await?))
-}
-
 fn processed_key(video: &Video) -> Option<&str> {
     (video.status == VideoStatus::Completed).then_some(video.processed_key.as_deref()).flatten()
 }
@@ -359,40 +312,6 @@ pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUse
     .await
 }
 
-// A player's own reads are what an app polls while its video processes: each answer is kept
-// `microcache::OWN_TTL` (a quarter second) per player, so polling costs the database at most
-// four queries a second per player and route however often it comes. What the player changes
-// through this process (upload, direct upload, completion, delete) is forgotten at once, so
-// they see their own writes immediately; what others change (a worker finishing, votes) shows
-// within the TTL. Keys hold the player's id: one player's answer is never another's.
-
-fn list_key(user_id: Uuid) -> String {
-    format!("{user_id}:list")
-}
-
-fn detail_key(user_id: Uuid, video_id: Uuid) -> String {
-    format!("{user_id}:{video_id}")
-}
-
-/// Forget what a write of `user_id` changed: their list, and the video's detail when given.
-pub fn forget_own(state: &AppState, user_id: Uuid, video_id: Option<Uuid>) {
-    state.own_cache.invalidate(&list_key(user_id));
-    if let Some(video_id) = video_id {
-        state.own_cache.invalidate(&detail_key(user_id, video_id));
-    }
-}
-
-/// The video, if it exists and belongs to `user_id`: 404 or 403 otherwise.
-pub async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video> {
-    let not_found = || ApiError::not_found("Video not found");
-    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    let video = state.backends.store.video(id).await?.ok_or_else(not_found)?;
-    if video.user_id != user_id {
-        return Err(ApiError::forbidden("Not your video"));
-    }
-    Ok(video)
-}
-
 /// One of the caller's videos, with expiring links.
 #[utoipa::path(get, path = "/api/videos/{id}", tag = "videos", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The video")), responses(
@@ -400,11 +319,15 @@ pub async fn owned(state: &AppState, id: &str, user_id: Uuid) -> ApiResult<Video
     (status = 403, description = "Someone else's video", body = crate::error::Detail),
     (status = 404, description = "No such video", body = crate::error::Detail),
 ))]
-pub async fn detail(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
-    // Not a video id: no cache entry for it (a client cannot fill the cache with junk keys).
-    let Ok(video_id) = Uuid::parse_str(&id) else { return Err(ApiError::not_found("Video not found")) };
+pub async fn detail(
+    State(state): State<AppState>,
+    AuthUser(user_id): AuthUser,
+    VideoId(video_id): VideoId,
+) -> ApiResult<Response> {
+    // A malformed id was refused by `VideoId`: no cache entry for it (a client cannot fill the
+    // cache with junk keys).
     json_response(&state.own_cache, detail_key(user_id, video_id), || async {
-        let v = owned(&state, &id, user_id).await?;
+        let v = owned(&state, video_id, user_id).await?;
         Ok(VideoDetail {
             original_url: presigned(&state, Some(&v.original_key)).await?,
             processed_url: presigned(&state, processed_key(&v)).await?,
@@ -438,8 +361,12 @@ pub struct DeleteResponse {
     (status = 403, description = "Someone else's video", body = crate::error::Detail),
     (status = 404, description = "No such video", body = crate::error::Detail),
 ))]
-pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, Path(id): Path<String>) -> ApiResult<Json<DeleteResponse>> {
-    let video = owned(&state, &id, user_id).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user_id): AuthUser,
+    VideoId(id): VideoId,
+) -> ApiResult<Json<DeleteResponse>> {
+    let video = owned(&state, id, user_id).await?;
     let deleted = state.backends.store.delete_video(video.id).await.map_err(|e| match e {
         StoreError::Conflict(Conflict::HasVotes) => ApiError::bad_request("A video with votes cannot be deleted"),
         e => e.into(),
@@ -448,7 +375,10 @@ pub async fn delete(State(state): State<AppState>, AuthUser(user_id): AuthUser, 
     forget_own(&state, user_id, Some(deleted.id));
     // The row is gone; the blobs follow. A failure here leaves an orphan blob, never a row
     // pointing at nothing.
-    for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref(), deleted.poster_key.as_deref()].into_iter().flatten() {
+    for key in [Some(deleted.original_key.as_str()), deleted.processed_key.as_deref(), deleted.poster_key.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         if let Ok(key) = BlobKey::new(key) {
             if let Err(e) = state.backends.blobs.delete(&key).await {
                 tracing::warn!(%key, error = %e, "could not delete the blob of a deleted video");

@@ -47,7 +47,10 @@ async fn signup_validates_and_login_issues_tokens(db: Db) {
     let (status, user) = app.post_json("/api/auth/signup", &signup_body("ana@example.com"), None).await;
     assert_eq!(status, 201, "{user}");
     assert_eq!(user["email"], "ana@example.com");
-    assert_eq!((user["first_name"].as_str(), user["city"].as_str(), user["country"].as_str()), (Some("Ana"), Some("Cali"), Some("Colombia")));
+    assert_eq!(
+        (user["first_name"].as_str(), user["city"].as_str(), user["country"].as_str()),
+        (Some("Ana"), Some("Cali"), Some("Colombia"))
+    );
     assert!(Uuid::parse_str(user["id"].as_str().unwrap()).is_ok());
     assert!(user.get("password_hash").is_none() && user.get("password1").is_none());
 
@@ -82,12 +85,14 @@ async fn signup_validates_and_login_issues_tokens(db: Db) {
     assert_eq!(status, 422, "malformed JSON: {body}");
     assert!(body["detail"].is_array());
 
-    let (status, login) = app.post_json("/api/auth/login", &json!({"email": "ana@example.com", "password": "long-enough"}), None).await;
+    let (status, login) =
+        app.post_json("/api/auth/login", &json!({"email": "ana@example.com", "password": "long-enough"}), None).await;
     assert_eq!(status, 200, "{login}");
     assert_eq!((login["token_type"].as_str(), login["expires_in"].as_i64()), (Some("Bearer"), Some(3600)));
     assert!(login["access_token"].as_str().unwrap().split('.').count() == 3);
     for (email, password) in [("ana@example.com", "wrong-password"), ("nobody@example.com", "long-enough")] {
-        let (status, body) = app.post_json("/api/auth/login", &json!({"email": email, "password": password}), None).await;
+        let (status, body) =
+            app.post_json("/api/auth/login", &json!({"email": email, "password": password}), None).await;
         assert_eq!(status, 401, "{body}");
         assert!(body["detail"].is_string());
     }
@@ -111,9 +116,9 @@ async fn protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_t
     let bad = [
         String::new(),
         format!("{}.{}.{}", parts[0], claims(now + 100_000), parts[2]), // payload changed, old signature
-        sign(now - 10, &anb_core::keys::token_key(SECRET)), // expired, with the right key
+        sign(now - 10, &anb_core::keys::token_key(SECRET)),             // expired, with the right key
         format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), claims(now + 600)), // unsigned
-        sign(now + 600, b"some-other-key"), // signed with a foreign key
+        sign(now + 600, b"some-other-key"),                             // signed with a foreign key
         format!("{}.{}.{}", b64(r#"{"alg":"HS512","typ":"JWT"}"#), parts[1], parts[2]),
     ];
     for (i, token) in bad.iter().enumerate() {
@@ -123,7 +128,8 @@ async fn protected_routes_refuse_missing_tampered_expired_unsigned_and_foreign_t
     assert_eq!(app.get("/api/videos", None).await.0, 401);
     let stranger = app.state.tokens.issue(Uuid::new_v4());
     assert_eq!(app.get("/api/videos", Some(&stranger)).await.0, 401, "a well-signed token of no account");
-    let no_bearer = app.http.get(app.url("/api/videos")).header("authorization", format!("Token {token}")).send().await.unwrap();
+    let no_bearer =
+        app.http.get(app.url("/api/videos")).header("authorization", format!("Token {token}")).send().await.unwrap();
     assert_eq!(no_bearer.status(), 401);
     assert_eq!(no_bearer.headers()["www-authenticate"], "Bearer");
 }
@@ -143,7 +149,11 @@ async fn an_upload_is_stored_listed_enqueued_and_downloadable_until_its_link_exp
     assert_eq!((list[0]["video_id"].as_str(), list[0]["status"].as_str()), (Some(video_id.as_str()), Some("pending")));
     assert_eq!((list[0]["title"].as_str(), list[0]["votes"].as_i64()), (Some("My best dunk"), Some(0)));
     assert!(list[0]["processed_url"].is_null() && list[0]["processed_at"].is_null() && list[0]["poster_url"].is_null());
-    assert!(time::OffsetDateTime::parse(list[0]["uploaded_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).is_ok());
+    assert!(time::OffsetDateTime::parse(
+        list[0]["uploaded_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339
+    )
+    .is_ok());
 
     let (status, detail) = app.get(&format!("/api/videos/{video_id}"), Some(&token)).await;
     assert_eq!(status, 200, "{detail}");
@@ -200,19 +210,27 @@ async fn bad_uploads_are_refused_and_leave_nothing_stored(db: Db) {
     // No Content-Length: the limit is enforced while the bytes stream in.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         std::iter::once(Ok(mp4_bytes(1000))).chain((0..40).map(|_| Ok(vec![1u8; 100_000]))).collect();
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))).file_name("clip.mp4");
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .file_name("clip.mp4");
     let form = reqwest::multipart::Form::new().text("title", "streamed").part("file", part);
     // The server reads and drops the rest, so the client gets the 413 rather than a reset.
-    let response = app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let response =
+        app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 413, "streamed too large");
 
     let (status, body) = app.upload(&token, mp4_bytes(1000), None).await;
     assert_eq!(status, 422, "no title: {body}");
     assert_eq!(body["detail"][0]["loc"][1], "title");
     let no_file = reqwest::multipart::Form::new().text("title", "nothing");
-    let (status, _) = answer(app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(no_file).send().await.unwrap()).await;
+    let (status, _) = answer(
+        app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(no_file).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(status, 422, "no file");
-    let (status, _) = answer(app.http.post(app.url("/api/videos/upload")).multipart(reqwest::multipart::Form::new()).send().await.unwrap()).await;
+    let (status, _) = answer(
+        app.http.post(app.url("/api/videos/upload")).multipart(reqwest::multipart::Form::new()).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(status, 401, "no token");
 
     assert_eq!(stored().await, (0, 0), "no row and no job for any refused upload");
@@ -258,12 +276,18 @@ async fn completed_with(app: &App, token: &str, title: &str, poster: Option<&'st
     assert_eq!(status, 201);
     let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
     let store = &app.state.backends.store;
-    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap()
+    else {
+        panic!()
+    };
     let key = format!("processed/{id}.mp4");
     app.state
         .backends
         .blobs
-        .put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"processed"))])))
+        .put_stream(
+            &BlobKey::new(&key).unwrap(),
+            Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"processed"))])),
+        )
         .await
         .unwrap();
     let poster_key = format!("posters/{id}-{attempt}.jpg");
@@ -295,7 +319,8 @@ async fn votes_public_listing_and_rankings(db: Db) {
 
     for (video, n) in [(&zoe1, 3), (&ana1, 2), (&bea1, 2)] {
         for (i, voter) in voters[..n].iter().enumerate() {
-            let (status, body) = app.post_json(&format!("/api/public/videos/{video}/vote"), &json!({}), Some(voter)).await;
+            let (status, body) =
+                app.post_json(&format!("/api/public/videos/{video}/vote"), &json!({}), Some(voter)).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["total_votes"], i as i64 + 1);
             assert_eq!(body["video_id"], video.as_str());
@@ -313,10 +338,19 @@ async fn votes_public_listing_and_rankings(db: Db) {
     let (status, page1) = app.get("/api/public/videos?page=1&page_size=2", None).await;
     assert_eq!(status, 200, "{page1}");
     let (_, page2) = app.get("/api/public/videos?page=2&page_size=2", None).await;
-    let listed: Vec<&str> = page1.as_array().unwrap().iter().chain(page2.as_array().unwrap()).map(|v| v["video_id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = page1
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2.as_array().unwrap())
+        .map(|v| v["video_id"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, vec![bea1.as_str(), ana1.as_str(), zoe1.as_str()], "completed only, newest first");
     let zoe_row = &page2[0];
-    assert_eq!((zoe_row["player_name"].as_str(), zoe_row["city"].as_str(), zoe_row["votes"].as_i64()), (Some("Zoe Player"), Some("Cali"), Some(3)));
+    assert_eq!(
+        (zoe_row["player_name"].as_str(), zoe_row["city"].as_str(), zoe_row["votes"].as_i64()),
+        (Some("Zoe Player"), Some("Cali"), Some(3))
+    );
     let processed = reqwest::get(zoe_row["processed_url"].as_str().unwrap()).await.unwrap();
     assert_eq!(processed.bytes().await.unwrap().as_ref(), b"processed");
     // A poster where the worker stored one (signed like the video), null where it did not.
@@ -337,7 +371,10 @@ async fn votes_public_listing_and_rankings(db: Db) {
         .map(|e| (e["username"].as_str().unwrap(), e["votes"].as_i64().unwrap(), e["position"].as_i64().unwrap()))
         .collect();
     assert_eq!(names, vec![("Zoe Player", 3, 1), ("Ana Player", 2, 2), ("Bea Player", 2, 3)], "ties in name order");
-    assert_eq!((r["total"].as_i64(), r["page"].as_i64(), r["page_size"].as_i64(), r["total_pages"].as_i64()), (Some(3), Some(1), Some(10), Some(1)));
+    assert_eq!(
+        (r["total"].as_i64(), r["page"].as_i64(), r["page_size"].as_i64(), r["total_pages"].as_i64()),
+        (Some(3), Some(1), Some(10), Some(1))
+    );
 
     let (_, cali) = app.get("/api/public/rankings?city=Cali&page_size=1&page=2", None).await;
     assert_eq!(cali["rankings"][0]["username"], "Bea Player", "{cali}");
@@ -374,7 +411,9 @@ async fn a_refused_file_tells_its_owner_which_limit_it_broke(db: Db) {
         let (status, body) = app.upload(&token, mp4_bytes(1000), Some(title)).await;
         assert_eq!(status, 201, "{body}");
         let id: Uuid = body["video_id"].as_str().unwrap().parse().unwrap();
-        let StartOutcome::Started { attempt, .. } = store.start_processing(id, std::time::Duration::from_secs(30)).await.unwrap() else {
+        let StartOutcome::Started { attempt, .. } =
+            store.start_processing(id, std::time::Duration::from_secs(30)).await.unwrap()
+        else {
             panic!("started")
         };
         let (code, message) = if retryable {
@@ -429,9 +468,21 @@ async fn operations_routes_answer(db: Db) {
     assert_eq!(
         paths,
         [
-            "/api/auth/login", "/api/auth/signup", "/api/public/rankings", "/api/public/videos",
-            "/api/public/videos/{id}/vote", "/api/upload-limits", "/api/videos", "/api/videos/upload", "/api/videos/uploads",
-            "/api/videos/{id}", "/api/videos/{id}/complete", "/files/{key}", "/health", "/metrics", "/ready",
+            "/api/auth/login",
+            "/api/auth/signup",
+            "/api/public/rankings",
+            "/api/public/videos",
+            "/api/public/videos/{id}/vote",
+            "/api/upload-limits",
+            "/api/videos",
+            "/api/videos/upload",
+            "/api/videos/uploads",
+            "/api/videos/{id}",
+            "/api/videos/{id}/complete",
+            "/files/{key}",
+            "/health",
+            "/metrics",
+            "/ready",
         ],
         "every route is documented"
     );
@@ -444,7 +495,10 @@ async fn operations_routes_answer(db: Db) {
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let page = docs.text().await.unwrap();
     assert!(page.contains("/openapi.json"));
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "the docs page loads nothing from elsewhere");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "the docs page loads nothing from elsewhere"
+    );
 }
 
 async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
@@ -474,7 +528,10 @@ async fn processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_
     // the job's. The row says `processing` and nothing will ever come for it.
     let queue = &app.state.backends.queue;
     let lost = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
-    assert!(matches!(app.state.backends.store.start_processing(id, Duration::from_secs(60)).await.unwrap(), anb_core::model::StartOutcome::Started { .. }));
+    assert!(matches!(
+        app.state.backends.store.start_processing(id, Duration::from_secs(60)).await.unwrap(),
+        anb_core::model::StartOutcome::Started { .. }
+    ));
     queue.delete(&lost[0].receipt).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 
@@ -560,7 +617,10 @@ async fn direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_q
     assert_eq!(status, 403, "someone else's upload: {body}");
     let (status, body) = app.post_json(&complete, &json!({}), Some(&token)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["video_id"].as_str(), body["status"].as_str(), body["size"].as_u64()), (Some(id), Some("pending"), Some(bytes.len() as u64)));
+    assert_eq!(
+        (body["video_id"].as_str(), body["status"].as_str(), body["size"].as_u64()),
+        (Some(id), Some("pending"), Some(bytes.len() as u64))
+    );
     assert_eq!(take_jobs(&app).await, vec![id.to_string()]);
     // Completing again answers the same and queues nothing more.
     let (status, again) = app.post_json(&complete, &json!({}), Some(&token)).await;
@@ -571,14 +631,16 @@ async fn direct_uploads_go_straight_to_storage_and_are_checked_before_they_are_q
     let (_, detail) = app.get(&format!("/api/videos/{id}"), Some(&token)).await;
     let original = app.http.get(detail["original_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(original.bytes().await.unwrap(), bytes);
-    let (status, _) = app.post_json("/api/videos/00000000-0000-0000-0000-000000000000/complete", &json!({}), Some(&token)).await;
+    let (status, _) =
+        app.post_json("/api/videos/00000000-0000-0000-0000-000000000000/complete", &json!({}), Some(&token)).await;
     assert_eq!(status, 404);
 }
 
 async fn direct_uploads_refuse_wrong_sizes_and_foreign_or_bad_links(db: Db) {
     let app = app(db).await;
     let (_, token) = app.player("Ana", "Cali").await;
-    let (status, body) = app.post_json("/api/videos/uploads", &json!({"title": "big", "size": LIMIT + 1}), Some(&token)).await;
+    let (status, body) =
+        app.post_json("/api/videos/uploads", &json!({"title": "big", "size": LIMIT + 1}), Some(&token)).await;
     assert_eq!(status, 413, "{body}");
     let (status, body) = app.post_json("/api/videos/uploads", &json!({"size": 0}), Some(&token)).await;
     assert_eq!(status, 422, "{body}");
@@ -663,7 +725,9 @@ async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
     let app = app(db).await;
     let (_, ana) = app.player("Ana", "Cali").await;
     let (_, bea) = app.player("Bea", "Cali").await;
-    let ids = |list: &Value| -> Vec<String> { list.as_array().unwrap().iter().map(|v| v["video_id"].as_str().unwrap().to_string()).collect() };
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|v| v["video_id"].as_str().unwrap().to_string()).collect()
+    };
 
     assert_eq!(app.get("/api/videos", Some(&ana)).await.1, json!([]), "read (and cached) before any upload");
     let (status, body) = app.upload(&ana, mp4_bytes(1000), Some("first")).await;
@@ -693,14 +757,21 @@ async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
     // A worker (another process) completes the first video: the owner sees it soon, unasked.
     let id = Uuid::parse_str(&first).unwrap();
     let store = &app.state.backends.store;
-    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap()
+    else {
+        panic!()
+    };
     assert!(store.complete(id, attempt, &format!("processed/{id}.mp4"), None).await.unwrap());
     assert!(
-        settles(|| async { app.get(&format!("/api/videos/{first}"), Some(&ana)).await.1["status"] == "completed" }).await,
+        settles(|| async { app.get(&format!("/api/videos/{first}"), Some(&ana)).await.1["status"] == "completed" })
+            .await,
         "the detail shows the worker's completion"
     );
     assert!(
-        settles(|| async { app.get("/api/videos", Some(&ana)).await.1.as_array().unwrap().iter().any(|v| v["status"] == "completed") }).await,
+        settles(|| async {
+            app.get("/api/videos", Some(&ana)).await.1.as_array().unwrap().iter().any(|v| v["status"] == "completed")
+        })
+        .await,
         "the list shows the worker's completion"
     );
 
@@ -719,22 +790,43 @@ async fn the_page_is_served_from_the_binary_under_a_policy_of_its_own(db: Db) {
         let headers = page.headers().clone();
         let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         assert_eq!(header("content-type"), "text/html; charset=utf-8");
-        assert_eq!((header("x-content-type-options").as_str(), header("x-frame-options").as_str()), ("nosniff", "DENY"));
+        assert_eq!(
+            (header("x-content-type-options").as_str(), header("x-frame-options").as_str()),
+            ("nosniff", "DENY")
+        );
         assert_eq!(header("referrer-policy"), "no-referrer", "signed links stay on the site");
         // Scripts, styles and calls: this site only. Pictures, media and uploads: also the
         // origin of the links the blob store signs (this server's /files, or S3).
         let csp = header("content-security-policy");
-        let blobs = app.state.backends.blobs.presign_get(&BlobKey::new("x/y.jpg").unwrap(), Duration::from_secs(60)).await.unwrap();
+        let blobs = app
+            .state
+            .backends
+            .blobs
+            .presign_get(&BlobKey::new("x/y.jpg").unwrap(), Duration::from_secs(60))
+            .await
+            .unwrap();
         let origin = blobs.split('/').take(3).collect::<Vec<_>>().join("/");
-        for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'",
-                          &format!("img-src 'self' {origin}"), &format!("media-src 'self' {origin}"), &format!("connect-src 'self' {origin}")] {
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            &format!("img-src 'self' {origin}"),
+            &format!("media-src 'self' {origin}"),
+            &format!("connect-src 'self' {origin}"),
+        ] {
             assert!(csp.split("; ").any(|d| d == directive), "{directive} in {csp}");
         }
         let html = page.text().await.unwrap();
         // Nothing inline (the policy would refuse it) and nothing from elsewhere.
-        assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="), "no inline script or style");
+        assert!(
+            !html.contains("<script>") && !html.contains("<style") && !html.contains(" style="),
+            "no inline script or style"
+        );
         assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing from another site");
-        for (path, kind) in [("/app.js", "text/javascript"), ("/app.css", "text/css"), ("/favicon.svg", "image/svg+xml")] {
+        for (path, kind) in
+            [("/app.js", "text/javascript"), ("/app.css", "text/css"), ("/favicon.svg", "image/svg+xml")]
+        {
             assert!(html.contains(&format!("\"{path}\"")), "the page uses {path}");
             let asset = app.http.get(app.url(path)).send().await.unwrap();
             assert_eq!(asset.status(), 200, "{path}");

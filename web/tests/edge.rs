@@ -58,7 +58,8 @@ async fn password_work_is_bounded_and_the_excess_gets_503_while_health_answers(d
         |s| s.passwords = Arc::new(Passwords::new(1).with_queue_wait(Duration::from_millis(20))),
     )
     .await;
-    let bodies: Vec<Value> = (0..40).map(|i| json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password"})).collect();
+    let bodies: Vec<Value> =
+        (0..40).map(|i| json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password"})).collect();
     let logins = bodies.iter().map(|body| post(&app, "/api/auth/login", body, None));
     let health = async {
         let mut answered = 0;
@@ -72,7 +73,12 @@ async fn password_work_is_bounded_and_the_excess_gets_503_while_health_answers(d
     let (answers, answered) = tokio::join!(futures_util::future::join_all(logins), health);
     assert_eq!(answered, 20, "/health answers through the flood");
     let count = |status: u16| answers.iter().filter(|(s, _, _)| *s == status).count();
-    assert_eq!(count(401) + count(503), answers.len(), "only 401 and 503: {:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    assert_eq!(
+        count(401) + count(503),
+        answers.len(),
+        "only 401 and 503: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
     assert!(count(401) >= 1 && count(503) >= 1, "401: {}, 503: {}", count(401), count(503));
     for (_, retry_after, body) in answers.iter().filter(|(s, _, _)| *s == 503) {
         assert_eq!(*retry_after, Some(1));
@@ -97,11 +103,16 @@ async fn logins_and_signups_are_limited_per_client_address(db: Db) {
     for (i, xff) in ["198.51.100.7", "6.6.6.6, 198.51.100.7"].iter().enumerate() {
         assert_eq!(post(&app, "/api/auth/signup", &signup(&format!("p{i}@example.com")), Some(xff)).await.0, 201);
     }
-    let (status, retry_after, body) = post(&app, "/api/auth/signup", &signup("p3@example.com"), Some("7.7.7.7, 198.51.100.7")).await;
+    let (status, retry_after, body) =
+        post(&app, "/api/auth/signup", &signup("p3@example.com"), Some("7.7.7.7, 198.51.100.7")).await;
     assert_eq!(status, 429, "{body}");
     assert!(retry_after.is_some_and(|s| (1..=1800).contains(&s)), "{retry_after:?}");
     assert!(body["detail"].as_str().unwrap().contains("sign-ups"), "{body}");
-    assert_eq!(post(&app, "/api/auth/signup", &signup("p4@example.com"), Some("198.51.100.8")).await.0, 201, "another client");
+    assert_eq!(
+        post(&app, "/api/auth/signup", &signup("p4@example.com"), Some("198.51.100.8")).await.0,
+        201,
+        "another client"
+    );
 
     let login = json!({"email": "p0@example.com", "password": "wrong-password"});
     for _ in 0..3 {
@@ -137,7 +148,12 @@ async fn passwords_are_normalised_alike_and_bounded(db: Db) {
     body["password1"] = nfd.into();
     body["password2"] = nfd.into();
     assert_eq!(post(&app, "/api/auth/signup", &body, None).await.0, 201);
-    assert_eq!(post(&app, "/api/auth/login", &json!({"email": "ana@example.com", "password": "P\u{e4}ssword-9"}), None).await.0, 200);
+    assert_eq!(
+        post(&app, "/api/auth/login", &json!({"email": "ana@example.com", "password": "P\u{e4}ssword-9"}), None)
+            .await
+            .0,
+        200
+    );
 
     let long = "x".repeat(129);
     let mut body = signup("leo@example.com");
@@ -147,7 +163,8 @@ async fn passwords_are_normalised_alike_and_bounded(db: Db) {
     assert_eq!(status, 422);
     assert_eq!(answer["detail"][0]["loc"], json!(["body", "password1"]), "{answer}");
     assert!(answer["detail"][0]["msg"].as_str().unwrap().contains("128"), "{answer}");
-    let (status, _, _) = post(&app, "/api/auth/login", &json!({"email": "ana@example.com", "password": "y".repeat(10_000)}), None).await;
+    let (status, _, _) =
+        post(&app, "/api/auth/login", &json!({"email": "ana@example.com", "password": "y".repeat(10_000)}), None).await;
     assert_eq!(status, 401, "refused without hashing 10 KB");
 }
 
@@ -159,7 +176,11 @@ async fn json_bodies_and_profile_fields_are_bounded_and_control_characters_refus
     assert_eq!(status, 413, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("64 KiB"), "{body}");
 
-    for (field, value) in [("first_name", "A".repeat(101)), ("city", "Ca\u{0}li".to_string()), ("last_name", "Ruiz\u{1b}[31m".to_string())] {
+    for (field, value) in [
+        ("first_name", "A".repeat(101)),
+        ("city", "Ca\u{0}li".to_string()),
+        ("last_name", "Ruiz\u{1b}[31m".to_string()),
+    ] {
         let mut body = signup(&format!("{field}@example.com"));
         body[field] = value.into();
         let (status, _, answer) = post(&app, "/api/auth/signup", &body, None).await;
@@ -175,7 +196,11 @@ async fn json_bodies_and_profile_fields_are_bounded_and_control_characters_refus
     // The schema says so too.
     let (_, spec) = app.get("/openapi.json", None).await;
     let props = &spec["components"]["schemas"]["SignupRequest"]["properties"];
-    assert_eq!((props["city"]["maxLength"].as_u64(), props["password1"]["maxLength"].as_u64()), (Some(100), Some(128)), "{props}");
+    assert_eq!(
+        (props["city"]["maxLength"].as_u64(), props["password1"]["maxLength"].as_u64()),
+        (Some(100), Some(128)),
+        "{props}"
+    );
 }
 
 async fn upload_text_fields_are_read_with_a_cap(db: Db) {
@@ -186,7 +211,8 @@ async fn upload_text_fields_are_read_with_a_cap(db: Db) {
     let form = reqwest::multipart::Form::new()
         .part("title", reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(title)))
         .part("file", reqwest::multipart::Part::bytes(mp4_bytes(1000)).file_name("clip.mp4"));
-    let response = app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let response =
+        app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("`title`"), "{body}");
@@ -195,7 +221,8 @@ async fn upload_text_fields_are_read_with_a_cap(db: Db) {
         .text("title", "fine")
         .text("description", "line one\nline two\u{0}")
         .part("file", reqwest::multipart::Part::bytes(mp4_bytes(1000)).file_name("clip.mp4"));
-    let response = app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let response =
+        app.http.post(app.url("/api/videos/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["detail"][0]["loc"], json!(["body", "description"]), "{body}");
@@ -221,7 +248,10 @@ async fn players_cannot_vote_for_themselves_and_double_votes_count_once(db: Db) 
     let (_, video) = app.upload(&owner, mp4_bytes(1000), Some("dunk")).await;
     let id = Uuid::parse_str(video["video_id"].as_str().unwrap()).unwrap();
     let store = &app.state.backends.store;
-    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap() else { panic!() };
+    let StartOutcome::Started { attempt, .. } = store.start_processing(id, Duration::from_secs(60)).await.unwrap()
+    else {
+        panic!()
+    };
     assert!(store.complete(id, attempt, &format!("processed/{id}.mp4"), None).await.unwrap());
 
     let vote = |token: String| {
@@ -259,13 +289,17 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 async fn slow_headers_and_idle_connections_are_closed() {
     let dir = tempfile::tempdir().unwrap();
     let db = anb_core::testing::sqlite(dir.path()).await;
-    let app = App::start_with(db, Storage::Folder, |o| o.server.header_read_timeout = Duration::from_secs(1), |_| {}).await;
+    let app =
+        App::start_with(db, Storage::Folder, |o| o.server.header_read_timeout = Duration::from_secs(1), |_| {}).await;
     let addr = app.base.trim_start_matches("http://").to_string();
 
     // Slowloris: headers that never end.
     let mut slow = TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
-    assert!(read_until_closed(&mut slow, Duration::from_secs(10)).await.is_some(), "a connection that never finishes its headers is closed");
+    assert!(
+        read_until_closed(&mut slow, Duration::from_secs(10)).await.is_some(),
+        "a connection that never finishes its headers is closed"
+    );
     // A connection that sends nothing at all.
     let mut silent = TcpStream::connect(&addr).await.unwrap();
     assert!(read_until_closed(&mut silent, Duration::from_secs(10)).await.is_some(), "a silent connection is closed");
@@ -279,7 +313,8 @@ async fn slow_headers_and_idle_connections_are_closed() {
 }
 
 async fn a_stalled_upload_body_ends_with_408_and_stores_nothing(db: Db) {
-    let app = App::start_with(db, Storage::Folder, |o| o.server.body_idle_timeout = Duration::from_secs(1), |_| {}).await;
+    let app =
+        App::start_with(db, Storage::Folder, |o| o.server.body_idle_timeout = Duration::from_secs(1), |_| {}).await;
     let (_, token) = app.player("Ana", "Cali").await;
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut stream = TcpStream::connect(&addr).await.unwrap();
@@ -310,7 +345,10 @@ async fn a_stalled_upload_body_ends_with_408_and_stores_nothing(db: Db) {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     drop(second);
     let (app, token) = (&app, &token);
-    assert!(settles(|| async move { app.upload(token, mp4_bytes(1000), Some("after")).await.0 == 201 }).await, "the upload places were given back");
+    assert!(
+        settles(|| async move { app.upload(token, mp4_bytes(1000), Some("after")).await.0 == 201 }).await,
+        "the upload places were given back"
+    );
     let mine = app.get("/api/videos", Some(token)).await.1;
     assert_eq!(mine.as_array().unwrap().len(), 1, "only the upload that finished is recorded: {mine}");
     assert!(settles(|| async move { app.files_in_blob_dir() == 1 }).await, "the partial upload was removed");
@@ -335,7 +373,10 @@ async fn excess_requests_are_shed_with_503_and_health_still_answers(db: Db) {
     assert_eq!(app.get("/health", None).await.0, 200, "the health check is never shed");
     drop(holders);
     let app = &app;
-    assert!(settles(|| async move { app.get("/api/public/videos", None).await.0 == 200 }).await, "the places were given back");
+    assert!(
+        settles(|| async move { app.get("/api/public/videos", None).await.0 == 200 }).await,
+        "the places were given back"
+    );
 }
 
 async fn an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing(db: Db) {
@@ -358,7 +399,8 @@ async fn an_upload_link_takes_one_complete_put_and_a_cut_off_one_leaves_nothing(
     let cut = announce(&app, &token, 100_000, "cut off").await;
     let url = reqwest::Url::parse(cut["upload_url"].as_str().unwrap()).unwrap();
     let mut stream = TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
-    let head = format!("PUT {}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", url.path(), url.query().unwrap());
+    let head =
+        format!("PUT {}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", url.path(), url.query().unwrap());
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&mp4_bytes(40_000)).await.unwrap();
     drop(stream);
@@ -398,7 +440,11 @@ async fn readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_tok
     assert_eq!(app.get("/ready", None).await, (200, json!({"status": "ready", "database": "ok", "queue": "ok"})));
     faults.fail_next("ping", 1);
     let (status, body) = app.get("/ready", None).await;
-    assert_eq!((status, body), (503, json!({"status": "unavailable", "database": "unavailable", "queue": "ok"})), "no error text for the public");
+    assert_eq!(
+        (status, body),
+        (503, json!({"status": "unavailable", "database": "unavailable", "queue": "ok"})),
+        "no error text for the public"
+    );
 
     assert_eq!(app.get("/metrics", None).await.0, 401);
     let wrong = app.http.get(app.url("/metrics")).bearer_auth("scraper-token-0123456788").send().await.unwrap();
@@ -410,7 +456,13 @@ async fn readiness_tells_the_public_only_what_is_down_and_metrics_can_need_a_tok
 
 async fn the_public_cache_holds_a_bounded_number_of_bytes_whatever_the_queries(db: Db) {
     let budget = 32 << 10;
-    let app = App::start_with(db, Storage::Folder, |_| {}, |s| s.public_cache = Arc::new(MicroCache::with_max_bytes(Duration::from_secs(1), budget))).await;
+    let app = App::start_with(
+        db,
+        Storage::Folder,
+        |_| {},
+        |s| s.public_cache = Arc::new(MicroCache::with_max_bytes(Duration::from_secs(1), budget)),
+    )
+    .await;
     // 400 distinct long cities (each key about 130 bytes, each answer about 70): several times
     // the budget.
     for i in 0..400 {
@@ -421,5 +473,8 @@ async fn the_public_cache_holds_a_bounded_number_of_bytes_whatever_the_queries(d
     assert!(held <= budget, "{held} bytes held with a budget of {budget}");
     assert!(held > budget / 4, "it still caches: {held}");
     // One key for every spelling of a city.
-    assert_eq!(app.get("/api/public/rankings?city=%20CaLi%20", None).await.1, app.get("/api/public/rankings?city=cali", None).await.1);
+    assert_eq!(
+        app.get("/api/public/rankings?city=%20CaLi%20", None).await.1,
+        app.get("/api/public/rankings?city=cali", None).await.1
+    );
 }

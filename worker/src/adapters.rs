@@ -184,8 +184,15 @@ mod tests {
         assert_eq!(&head[..], b"ftyp", "an MP4 was stored");
 
         // Not a video: the run fails, and the aborted put leaves no object and no partial file.
-        store.put_stream(&BlobKey::new("uploads/v2.mp4").unwrap(), Box::pin(tokio_stream::iter(vec![Ok(Bytes::from_static(&[7u8; 4096]))]))).await.unwrap();
-        let source = Arc::new(BlobSource::open(store.as_ref(), &BlobKey::new("uploads/v2.mp4").unwrap()).await.unwrap());
+        store
+            .put_stream(
+                &BlobKey::new("uploads/v2.mp4").unwrap(),
+                Box::pin(tokio_stream::iter(vec![Ok(Bytes::from_static(&[7u8; 4096]))])),
+            )
+            .await
+            .unwrap();
+        let source =
+            Arc::new(BlobSource::open(store.as_ref(), &BlobKey::new("uploads/v2.mp4").unwrap()).await.unwrap());
         let sink = Box::new(BlobSink::start(store.clone(), BlobKey::new("processed/v2.mp4").unwrap()));
         let err = showcase().run(source, sink, RunOptions::default()).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidInput);
@@ -205,9 +212,11 @@ mod tests {
         .await
         .unwrap();
         drop(sink); // a run that panicked or was torn down without finish or abort
-        // The cancelled put cleans up in the background: poll for the outcome (bounded).
+                    // The cancelled put cleans up in the background: poll for the outcome (bounded).
         let left = || -> Vec<_> {
-            std::fs::read_dir(dir.path().join("processed")).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default()
+            std::fs::read_dir(dir.path().join("processed"))
+                .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+                .unwrap_or_default()
         };
         for _ in 0..250 {
             if left().is_empty() {

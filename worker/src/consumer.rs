@@ -37,10 +37,6 @@ impl Worker {
         Worker { ctx: Arc::new(ctx), protection }
     }
 
-    pub fn context(&self) -> &Arc<JobContext> {
-        &self.ctx
-    }
-
     /// Run until `shutdown` resolves; then drain as described above.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Summary {
         let slots = Arc::new(Semaphore::new(self.ctx.options.concurrency));
@@ -91,7 +87,11 @@ impl Worker {
                 });
             }
         }
-        tracing::info!(running = jobs.len(), grace_secs = self.ctx.options.shutdown_grace.as_secs(), "stopped receiving");
+        tracing::info!(
+            running = jobs.len(),
+            grace_secs = self.ctx.options.shutdown_grace.as_secs(),
+            "stopped receiving"
+        );
         let drained = tokio::time::timeout(self.ctx.options.shutdown_grace, async {
             while let Some(done) = jobs.join_next().await {
                 summary.outcomes.extend(done.ok());

@@ -186,7 +186,16 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
         let _ = done_tx.send(true);
         result
     };
-    let lease = hold_lease(ctx, &message.receipt, video_id, attempt, progress.clone(), cancel.clone(), shutdown.clone(), done_rx);
+    let lease = hold_lease(
+        ctx,
+        &message.receipt,
+        video_id,
+        attempt,
+        progress.clone(),
+        cancel.clone(),
+        shutdown.clone(),
+        done_rx,
+    );
     let (result, lease_end) = tokio::join!(run, lease);
 
     // The pipeline's own time, so the rest of the job (pickup, database, storage) shows in logs.
@@ -197,8 +206,12 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
         (Err(failure), LeaseEnd::Shutdown) if failure.code == ErrorCode::Cancelled.as_str() => {
             // The grace period is short: one try, then the job goes back at once either way
             // (a row left `processing` is taken over once its heartbeat is stale).
-            let released = store.retry_later(video_id, attempt, "worker-shutdown", "the worker stopped; another will retry");
-            if let Err(e) = tokio::time::timeout(CALL_TIMEOUT, released).await.unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into()))) {
+            let released =
+                store.retry_later(video_id, attempt, "worker-shutdown", "the worker stopped; another will retry");
+            if let Err(e) = tokio::time::timeout(CALL_TIMEOUT, released)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
+            {
                 tracing::warn!(%video_id, attempt, error = %e, "Could not record the release");
             }
             hand_on(ctx, &message, Duration::ZERO).await;
@@ -215,7 +228,11 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
 /// Seconds since a message was sent (0 when the queue does not say).
 fn queued_secs(sent_at_ms: u64) -> f64 {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    if sent_at_ms == 0 { 0.0 } else { now_ms.saturating_sub(sent_at_ms) as f64 / 1000.0 }
+    if sent_at_ms == 0 {
+        0.0
+    } else {
+        now_ms.saturating_sub(sent_at_ms) as f64 / 1000.0
+    }
 }
 
 async fn run_pipeline(
@@ -227,10 +244,16 @@ async fn run_pipeline(
     progress: Arc<Mutex<Option<Progress>>>,
 ) -> Result<RunReport, Failure> {
     let blobs = &ctx.backends.blobs;
-    let input = BlobKey::new(original_key).map_err(|e| Failure { code: "invalid-input".into(), message: e.to_string(), permanent: true })?;
+    let input = BlobKey::new(original_key).map_err(|e| Failure {
+        code: "invalid-input".into(),
+        message: e.to_string(),
+        permanent: true,
+    })?;
     let source = BlobSource::open(blobs.as_ref(), &input).await.map_err(|e| match e {
         // The upload is gone: no retry will bring it back.
-        StorageError::NotFound(_) => Failure { code: ErrorCode::SourceFailed.as_str().into(), message: e.to_string(), permanent: true },
+        StorageError::NotFound(_) => {
+            Failure { code: ErrorCode::SourceFailed.as_str().into(), message: e.to_string(), permanent: true }
+        }
         e => Failure::transient(e.code(), e),
     })?;
     let output = BlobKey::new(processed_key(video_id, attempt)).expect("a valid key");
@@ -282,7 +305,11 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
                 }
             }
             acknowledge(ctx, message).await;
-            if ours { Outcome::Completed } else { Outcome::Superseded }
+            if ours {
+                Outcome::Completed
+            } else {
+                Outcome::Superseded
+            }
         }
         Err(e) => {
             // The output is stored but not recorded, and the row still says `processing` with
@@ -320,11 +347,21 @@ async fn remove_output(ctx: &JobContext, video_id: Uuid, key: &str) {
     }
 }
 
-async fn record_failure(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, used: i32, failure: Failure) -> Outcome {
+async fn record_failure(
+    ctx: &JobContext,
+    message: &Received,
+    video_id: Uuid,
+    attempt: i32,
+    used: i32,
+    failure: Failure,
+) -> Outcome {
     let store = &ctx.backends.store;
     let short = truncate(&failure.message, 500);
     if failure.permanent {
-        let recorded = persist(ctx.options.settle_budget(), "the failure", || store.fail(video_id, attempt, &failure.code, &short, false)).await;
+        let recorded = persist(ctx.options.settle_budget(), "the failure", || {
+            store.fail(video_id, attempt, &failure.code, &short, false)
+        })
+        .await;
         return match recorded {
             Ok(_) => {
                 acknowledge(ctx, message).await;
@@ -342,7 +379,10 @@ async fn record_failure(ctx: &JobContext, message: &Received, video_id: Uuid, at
     if used >= ctx.options.max_attempts as i32 {
         return give_up(ctx, message, video_id, attempt, failure).await;
     }
-    let recorded = persist(ctx.options.settle_budget(), "the retry", || store.retry_later(video_id, attempt, &failure.code, &short)).await;
+    let recorded = persist(ctx.options.settle_budget(), "the retry", || {
+        store.retry_later(video_id, attempt, &failure.code, &short)
+    })
+    .await;
     if let Err(e) = recorded {
         // The row stays `processing` with a stopped heartbeat; the next delivery takes it over
         // once it looks dead. Nothing is lost.
@@ -357,7 +397,11 @@ async fn record_failure(ctx: &JobContext, message: &Received, video_id: Uuid, at
 async fn give_up(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: i32, failure: Failure) -> Outcome {
     let short = truncate(&failure.message, 500);
     let store = &ctx.backends.store;
-    match persist(ctx.options.settle_budget(), "the failure", || store.fail(video_id, attempt, &failure.code, &short, true)).await {
+    match persist(ctx.options.settle_budget(), "the failure", || {
+        store.fail(video_id, attempt, &failure.code, &short, true)
+    })
+    .await
+    {
         Ok(_) => {
             tracing::warn!(%video_id, attempt, code = %failure.code, "Out of attempts; dead-lettering the job");
             dead_letter(ctx, message, ctx.options.retry_backoff).await;

@@ -79,8 +79,11 @@ pub async fn hold_lease(
         }
         let now = Instant::now();
         if end == LeaseEnd::Held && now >= next_extend && last_change.elapsed() < ctx.options.stall_timeout {
-            let extended = tokio::time::timeout(call_timeout, ctx.backends.queue.change_visibility(receipt, visibility)).await;
-            match extended.unwrap_or_else(|_| Err(QueueError::Unavailable(format!("no answer within {call_timeout:?}")))) {
+            let extended =
+                tokio::time::timeout(call_timeout, ctx.backends.queue.change_visibility(receipt, visibility)).await;
+            match extended
+                .unwrap_or_else(|_| Err(QueueError::Unavailable(format!("no answer within {call_timeout:?}"))))
+            {
                 Ok(()) => next_extend = now + extend_every,
                 Err(e) if lease_lost(&e) => {
                     tracing::warn!(%video_id, attempt, "lease lost; abandoning the run");
@@ -94,7 +97,8 @@ pub async fn hold_lease(
         if now >= next_heartbeat && end == LeaseEnd::Held {
             next_heartbeat = now + heartbeat_every;
             let fraction = snapshot.as_ref().and_then(Progress::fraction);
-            match tokio::time::timeout(call_timeout, ctx.backends.store.set_progress(video_id, attempt, fraction)).await {
+            match tokio::time::timeout(call_timeout, ctx.backends.store.set_progress(video_id, attempt, fraction)).await
+            {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => {
                     // A newer attempt owns the row (this one looked dead while the database was

@@ -15,7 +15,9 @@ pub struct ScaleInProtection {
 
 impl ScaleInProtection {
     pub fn from_env() -> Self {
-        let endpoint = std::env::var("ECS_AGENT_URI").ok().map(|uri| format!("{}/task-protection/v1/state", uri.trim_end_matches('/')));
+        let endpoint = std::env::var("ECS_AGENT_URI")
+            .ok()
+            .map(|uri| format!("{}/task-protection/v1/state", uri.trim_end_matches('/')));
         ScaleInProtection::new(endpoint)
     }
 

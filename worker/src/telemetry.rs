@@ -86,9 +86,14 @@ impl WorkerMetrics {
             ("anb_job_queue_wait_seconds", "Time from enqueue to receive.", sums.queue_wait_secs),
             ("anb_job_realtime_factor", "Output media seconds per wall second, per completed job.", sums.realtime),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {sum}\n{name}_count {count}");
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {sum}\n{name}_count {count}");
         }
-        let _ = writeln!(out, "# HELP anb_jobs_in_flight Jobs running now.\n# TYPE anb_jobs_in_flight gauge\nanb_jobs_in_flight {}", self.in_flight());
+        let _ = writeln!(
+            out,
+            "# HELP anb_jobs_in_flight Jobs running now.\n# TYPE anb_jobs_in_flight gauge\nanb_jobs_in_flight {}",
+            self.in_flight()
+        );
         out
     }
 }
@@ -138,7 +143,8 @@ mod tests {
         let text = m.render();
         assert!(text.contains(r#"anb_jobs_total{outcome="failed",code="invalid-input"} 1"#), "{text}");
         assert!(text.contains("anb_job_processing_seconds_count 1") && text.contains("anb_jobs_in_flight 0"), "{text}");
-        let line: serde_json::Value = serde_json::from_str(&emf_line(&Outcome::Completed, Duration::from_secs(3), Duration::ZERO, 1, 5)).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line(&Outcome::Completed, Duration::from_secs(3), Duration::ZERO, 1, 5)).unwrap();
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!((line["Outcome"].as_str(), line["ProcessingSeconds"].as_f64()), (Some("completed"), Some(3.0)));
     }

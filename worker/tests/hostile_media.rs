@@ -70,7 +70,10 @@ async fn assert_refused(db: Db, name: &str, code: &str, limit: &str, found: &str
     let outcomes = run_to_the_end(&rig, &rig.worker(options()), id).await;
     assert_eq!(outcomes, vec![Outcome::Failed(code.into())], "refused at the first attempt, never retried");
     let video = rig.video(id).await;
-    assert_eq!((video.status, video.error_code.as_deref(), video.error_retryable), (VideoStatus::Failed, Some(code), false));
+    assert_eq!(
+        (video.status, video.error_code.as_deref(), video.error_retryable),
+        (VideoStatus::Failed, Some(code), false)
+    );
     let message = video.error_message.unwrap_or_default();
     assert!(message.contains(limit) && message.contains(found), "the message names {limit} and {found}: {message}");
     assert!(rig.outputs().is_empty(), "no output: {:?}", rig.outputs());

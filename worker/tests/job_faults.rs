@@ -49,7 +49,6 @@ fn outage_from_first_call(rig: &Rig, method: &'static str, after: Duration) -> t
     })
 }
 
-
 async fn a_completion_the_database_refuses_once_is_retried_in_place(db: Db) {
     let rig = Rig::new(db).await;
     let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
@@ -93,7 +92,10 @@ async fn a_permanent_failure_that_cannot_be_recorded_is_recorded_by_a_later_deli
     assert_eq!(outcomes.first(), Some(&Outcome::Retry("database-unavailable".into())), "{outcomes:?}");
     assert_eq!(outcomes.last(), Some(&Outcome::Failed("invalid-input".into())), "{outcomes:?}");
     let video = rig.video(id).await;
-    assert_eq!((video.status, video.error_code.as_deref(), video.error_retryable), (VideoStatus::Failed, Some("invalid-input"), false));
+    assert_eq!(
+        (video.status, video.error_code.as_deref(), video.error_retryable),
+        (VideoStatus::Failed, Some("invalid-input"), false)
+    );
     assert_eq!(rig.messages().await, (0, 0));
 }
 
@@ -124,7 +126,12 @@ async fn a_lost_lease_while_the_database_heartbeat_works_is_taken_over_once(db: 
     assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
     // The abandoned delivery comes back when its lease ends (a redelivery: renewed), waits while
     // the abandoned attempt still looks alive, then takes over.
-    assert!(outcomes.iter().all(|o| matches!(o, Outcome::LeaseLost | Outcome::Renewed | Outcome::Deferred | Outcome::Completed)), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::LeaseLost | Outcome::Renewed | Outcome::Deferred | Outcome::Completed)),
+        "{outcomes:?}"
+    );
     let video = rig.video(id).await;
     assert_eq!((video.status, video.attempts), (VideoStatus::Completed, 2));
     assert_eq!(rig.outputs(), vec![format!("{id}-2.mp4")], "the abandoned attempt left nothing");
@@ -137,7 +144,10 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     // Workers that start the job and die without a word (killed by the file, say): each start
     // takes over the dead one before it.
     for _ in 0..MAX_ATTEMPTS {
-        assert!(matches!(rig.real.store.start_processing(id, Duration::ZERO).await.unwrap(), StartOutcome::Started { .. }));
+        assert!(matches!(
+            rig.real.store.start_processing(id, Duration::ZERO).await.unwrap(),
+            StartOutcome::Started { .. }
+        ));
     }
     // Stale after half a lease of 1 s.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -150,7 +160,10 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     .await;
     assert_eq!(outcomes, vec![Outcome::DeadLettered("worker-lost".into())]);
     let video = rig.video(id).await;
-    assert_eq!((video.status, video.error_code.as_deref(), video.error_retryable), (VideoStatus::Failed, Some("worker-lost"), true));
+    assert_eq!(
+        (video.status, video.error_code.as_deref(), video.error_retryable),
+        (VideoStatus::Failed, Some("worker-lost"), true)
+    );
     assert!(rig.outputs().is_empty());
 
     // The operator redrives it: the budget starts again and the job completes.
@@ -158,7 +171,10 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     let outcomes = run_to_the_end(&rig, &rig.worker(options()), id).await;
     assert_eq!(outcomes, vec![Outcome::Completed]);
     let video = rig.video(id).await;
-    assert_eq!((video.status, video.attempts, video.attempts_base), (VideoStatus::Completed, MAX_ATTEMPTS as i32 + 2, MAX_ATTEMPTS as i32 + 1));
+    assert_eq!(
+        (video.status, video.attempts, video.attempts_base),
+        (VideoStatus::Completed, MAX_ATTEMPTS as i32 + 2, MAX_ATTEMPTS as i32 + 1)
+    );
     assert_eq!(rig.messages().await, (0, 0));
     assert_eq!(rig.outputs(), vec![format!("{id}-{}.mp4", MAX_ATTEMPTS + 2)]);
 }
@@ -198,7 +214,10 @@ async fn an_attempt_taken_over_mid_run_publishes_nothing_and_the_new_one_finishe
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(matches!(store.start_processing(id, Duration::ZERO).await.unwrap(), StartOutcome::Started { attempt: 2, .. }));
+        assert!(matches!(
+            store.start_processing(id, Duration::ZERO).await.unwrap(),
+            StartOutcome::Started { attempt: 2, .. }
+        ));
     });
     let outcomes = run_to_the_end(&rig, &rig.worker_with(short_lease(), SLOW_PIPELINE), id).await;
     usurper.await.unwrap();

@@ -51,13 +51,22 @@ async fn fake_ecs_agent() -> (String, Arc<std::sync::Mutex<Vec<(String, String, 
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
                         let length = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if body.len() >= length {
                             let mut first = head.lines().next().unwrap_or_default().split_whitespace();
-                            let (method, path) = (first.next().unwrap_or_default().to_string(), first.next().unwrap_or_default().to_string());
+                            let (method, path) = (
+                                first.next().unwrap_or_default().to_string(),
+                                first.next().unwrap_or_default().to_string(),
+                            );
                             record.lock().unwrap().push((method, path, serde_json::from_str(body).unwrap_or_default()));
-                            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
+                            let _ = conn
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                                .await;
                             return;
                         }
                     }
@@ -86,8 +95,16 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     .await;
 
     let done = rig.video(good).await;
-    assert_eq!((done.status, done.attempts, done.progress), (VideoStatus::Completed, 1, 1.0), "processed once: {done:?}");
-    assert_eq!(done.processed_key.as_deref(), Some(format!("processed/{good}-1.mp4").as_str()), "the first attempt's output");
+    assert_eq!(
+        (done.status, done.attempts, done.progress),
+        (VideoStatus::Completed, 1, 1.0),
+        "processed once: {done:?}"
+    );
+    assert_eq!(
+        done.processed_key.as_deref(),
+        Some(format!("processed/{good}-1.mp4").as_str()),
+        "the first attempt's output"
+    );
     let output = rig.backends.blobs.open(&BlobKey::new(format!("processed/{good}-1.mp4")).unwrap()).await.unwrap();
     assert_eq!(&output.read_at(4, 4).await.unwrap()[..], b"ftyp");
     // The pipeline's poster side output, stored beside the output and recorded with the video.
@@ -96,13 +113,20 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     assert_eq!(&poster.read_at(0, 3).await.unwrap()[..], &[0xff, 0xd8, 0xff], "a JPEG");
 
     let failed = rig.video(bad).await;
-    assert_eq!((failed.status, failed.error_code.as_deref(), failed.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));
+    assert_eq!(
+        (failed.status, failed.error_code.as_deref(), failed.attempts),
+        (VideoStatus::Failed, Some("invalid-input"), 1)
+    );
     assert!(!failed.error_retryable);
     assert!(!rig.outputs().iter().any(|name| name.starts_with(&bad.to_string())), "no output for the bad input");
 
     assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
     assert_eq!(count(&outcomes, &Outcome::Failed("invalid-input".into())), 1, "{outcomes:?}");
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Skipped(_))).count(), 3, "duplicate, unknown, malformed: {outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| matches!(o, Outcome::Skipped(_))).count(),
+        3,
+        "duplicate, unknown, malformed: {outcomes:?}"
+    );
     // The duplicate is received beside the original (two slots): it meets the live attempt and
     // is deferred until that attempt is done, then settled as a no-op.
     let deferred = count(&outcomes, &Outcome::Deferred);
@@ -172,7 +196,10 @@ async fn shutdown_hands_a_running_job_back_at_once(db: Db) {
 async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_receives(db: Db) {
     let rig = Rig::new(db).await;
     let first = rig.upload(&clip(rig.dir.path(), "a.mp4", 60, "320x240")).await;
-    let others = [rig.upload(&clip(rig.dir.path(), "b.mp4", 3, "160x120")).await, rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await];
+    let others = [
+        rig.upload(&clip(rig.dir.path(), "b.mp4", 3, "160x120")).await,
+        rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await,
+    ];
     // One slot and a 2-second lease: the first job outlives its lease many times over unless
     // the heartbeat extends it, and the other two must wait in the queue, not in this worker.
     let options = WorkerOptions { concurrency: 1, visibility: Duration::from_secs(2), ..options() };
@@ -208,7 +235,10 @@ async fn the_lease_is_extended_while_the_job_progresses_and_slots_bound_the_rece
     }
     let long = rig.video(first).await;
     let took = long.processed_at.unwrap() - long.uploaded_at;
-    assert!(took > time::Duration::seconds(3), "the first job must outlive its 2 s lease for this test to mean anything: {took}");
+    assert!(
+        took > time::Duration::seconds(3),
+        "the first job must outlive its 2 s lease for this test to mean anything: {took}"
+    );
     assert_eq!(max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 1, "never more messages than slots");
 }
 
@@ -249,11 +279,16 @@ async fn a_busy_task_asks_the_ecs_agent_for_scale_in_protection_and_releases_it_
     .await;
     assert_eq!(outcomes, vec![Outcome::Completed]);
     let seen = seen.lock().unwrap().clone();
-    let calls: Vec<(&str, &str, serde_json::Value)> = seen.iter().map(|(m, p, b)| (m.as_str(), p.as_str(), b.clone())).collect();
+    let calls: Vec<(&str, &str, serde_json::Value)> =
+        seen.iter().map(|(m, p, b)| (m.as_str(), p.as_str(), b.clone())).collect();
     assert_eq!(
         calls,
         vec![
-            ("PUT", "/task-protection/v1/state", serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 60})),
+            (
+                "PUT",
+                "/task-protection/v1/state",
+                serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 60})
+            ),
             ("PUT", "/task-protection/v1/state", serde_json::json!({"ProtectionEnabled": false})),
         ],
         "protected while the job ran, released when idle"

@@ -98,7 +98,9 @@ impl FolderStore {
             // file's guard removes the temporary name either way.
             return match tokio::fs::hard_link(&temp_path, &target).await {
                 Ok(()) => Ok(written),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StorageError::AlreadyExists(key.clone())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(StorageError::AlreadyExists(key.clone()))
+                }
                 Err(e) => Err(unavailable(e)),
             };
         }

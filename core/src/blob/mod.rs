@@ -18,8 +18,8 @@ use futures_core::stream::BoxStream;
 
 pub use cache::{CacheConfig, CachedReader, RangeFetch};
 pub use folder::FolderStore;
-pub use s3::{S3Options, S3Store};
 pub use presign::UrlSigner;
+pub use s3::{S3Options, S3Store};
 
 /// A key inside a store, like `uploads/0b6c….mp4`: relative, `/`-separated, no `.` or `..`
 /// segments, so a key can never name something outside the store.

@@ -101,7 +101,10 @@ impl S3Store {
     }
 }
 
-fn storage_error<E>(err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>, key: Option<&BlobKey>) -> StorageError
+fn storage_error<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    key: Option<&BlobKey>,
+) -> StorageError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -118,7 +121,10 @@ where
 }
 
 /// A write's error; a conditional write that found an object (412) is `AlreadyExists`.
-fn write_error<E>(err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>, key: &BlobKey) -> StorageError
+fn write_error<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    key: &BlobKey,
+) -> StorageError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -129,7 +135,12 @@ where
 }
 
 /// Read from `body` into `buf` until it holds `size` bytes or the body ends; true at the end.
-async fn fill(body: &mut Body, buf: &mut BytesMut, size: usize, pending: &mut Option<Bytes>) -> Result<bool, StorageError> {
+async fn fill(
+    body: &mut Body,
+    buf: &mut BytesMut,
+    size: usize,
+    pending: &mut Option<Bytes>,
+) -> Result<bool, StorageError> {
     loop {
         if let Some(mut chunk) = pending.take() {
             let room = size - buf.len();
@@ -302,7 +313,6 @@ impl S3Store {
         }
     }
 }
-
 
 #[async_trait::async_trait]
 impl BlobStore for S3Store {

@@ -38,7 +38,9 @@ fn seconds(d: Duration) -> i32 {
     d.as_secs_f64().ceil().min(i32::MAX as f64) as i32
 }
 
-fn queue_error<E>(err: aws_sdk_sqs::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> QueueError
+fn queue_error<E>(
+    err: aws_sdk_sqs::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> QueueError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -71,7 +73,12 @@ impl JobQueue for SqsQueue {
         let wait = wait.min(MAX_WAIT);
         // A long poll legitimately takes `wait`: give this call that much on top of the client's
         // usual bound, so a short ANB_AWS_TIMEOUT_SECS does not cut every long poll short.
-        let usual = self.client.config().timeout_config().and_then(|t| t.operation_timeout()).unwrap_or(Duration::from_secs(30));
+        let usual = self
+            .client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or(Duration::from_secs(30));
         let bound = aws_smithy_types::timeout::TimeoutConfig::builder()
             .operation_timeout(wait + usual)
             .operation_attempt_timeout(wait + usual)

@@ -27,14 +27,7 @@ pub struct FrameInfo {
 
 impl Default for FrameInfo {
     fn default() -> Self {
-        FrameInfo {
-            width: 0,
-            height: 0,
-            format: -1,
-            pts: 0,
-            data: [std::ptr::null(); 3],
-            linesize: [0; 3],
-        }
+        FrameInfo { width: 0, height: 0, format: -1, pts: 0, data: [std::ptr::null(); 3], linesize: [0; 3] }
     }
 }
 

@@ -143,9 +143,8 @@ mod imp {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get() + 1),
                 n => n as usize,
             };
-            let decoder = Decoder::open(threads).ok_or_else(|| {
-                gst::error_msg!(gst::LibraryError::Init, ["libavcodec has no usable H.264 decoder"])
-            })?;
+            let decoder = Decoder::open(threads)
+                .ok_or_else(|| gst::error_msg!(gst::LibraryError::Init, ["libavcodec has no usable H.264 decoder"]))?;
             *self.state.lock().unwrap() = State { decoder: Some(decoder), ..State::default() };
             Ok(())
         }
@@ -277,11 +276,8 @@ mod imp {
             self.negotiate_output(width, height)?;
             // Pictures libavcodec flags as damaged still go out, as with avdec_h264 and ffmpeg:
             // a glitch in one frame is better than a hole in the timeline.
-            let buffer = if self.state.lock().unwrap().video_meta {
-                wrap(picture, &info)?
-            } else {
-                copy(&picture, &info)?
-            };
+            let buffer =
+                if self.state.lock().unwrap().video_meta { wrap(picture, &info)? } else { copy(&picture, &info)? };
             frame.set_output_buffer(buffer);
             obj.finish_frame(frame)?;
             Ok(())
@@ -367,7 +363,8 @@ mod imp {
             .build()
             .map_err(|_| gst::FlowError::NotNegotiated)?;
         let buffer = gst::Buffer::with_size(video.size()).map_err(|_| gst::FlowError::Error)?;
-        let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, &video).map_err(|_| gst::FlowError::Error)?;
+        let mut frame =
+            gst_video::VideoFrame::from_buffer_writable(buffer, &video).map_err(|_| gst::FlowError::Error)?;
         for plane in 0..3u32 {
             let p = plane as usize;
             let (w, h) = (frame.comp_width(plane) as usize, frame.comp_height(plane) as usize);

@@ -6,7 +6,8 @@ use gst_video::prelude::*;
 
 /// A short H.264 stream (High profile, so both decoders get the same one) with B-frames at a size that is no multiple of 16 (the decoder pads
 /// its pictures: strides and plane sizes differ from a packed frame).
-const ENCODED: &str = "videotestsrc num-buffers=24 pattern=ball ! video/x-raw,format=I420,width=330,height=186,framerate=25/1 ! \
+const ENCODED: &str =
+    "videotestsrc num-buffers=24 pattern=ball ! video/x-raw,format=I420,width=330,height=186,framerate=25/1 ! \
     x264enc bframes=2 key-int-max=10 speed-preset=veryfast ! video/x-h264,profile=high ! h264parse";
 
 /// Every decoded frame, packed (no stride padding), from `decoder ! after ! appsink`.

@@ -92,10 +92,16 @@ impl Stage for Encode {
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !PRESETS.contains(&self.preset.as_str()) {
-            problems.push(Problem::field("preset", format!("`{}` is not an x264 preset; use one of {}", self.preset, PRESETS.join(", "))));
+            problems.push(Problem::field(
+                "preset",
+                format!("`{}` is not an x264 preset; use one of {}", self.preset, PRESETS.join(", ")),
+            ));
         }
         if !PROFILES.contains(&self.profile.as_str()) {
-            problems.push(Problem::field("profile", format!("`{}` is not valid; use one of {}", self.profile, PROFILES.join(", "))));
+            problems.push(Problem::field(
+                "profile",
+                format!("`{}` is not valid; use one of {}", self.profile, PROFILES.join(", ")),
+            ));
         }
         if let Some(crf) = self.crf {
             problems.extend(Problem::out_of_range("crf", crf, 0..=51));
@@ -103,7 +109,9 @@ impl Stage for Encode {
                 problems.push(Problem::field("crf", "set either `crf` or `video_bitrate_kbps`, not both"));
             }
         }
-        problems.extend(self.video_bitrate_kbps.and_then(|kbps| Problem::out_of_range("video_bitrate_kbps", kbps, 100..=100_000)));
+        problems.extend(
+            self.video_bitrate_kbps.and_then(|kbps| Problem::out_of_range("video_bitrate_kbps", kbps, 100..=100_000)),
+        );
         problems.extend(self.threads.and_then(|t| Problem::out_of_range("threads", t, 1..=64)));
         problems.extend(Problem::out_of_range("audio_bitrate_kbps", self.audio_bitrate_kbps, 16..=512));
         problems
@@ -112,7 +120,8 @@ impl Stage for Encode {
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
         let threads = self.threads.map_or((ctx.threads * 3 / 2).max(1), |t| t as usize).to_string();
         let convert_threads = ctx.threads.to_string();
-        x264enc::register().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the encoder: {e}")))?;
+        x264enc::register()
+            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the encoder: {e}")))?;
         let quality = match self.video_bitrate_kbps {
             Some(kbps) => ("bitrate", kbps.to_string()),
             None => ("quantizer", self.crf.unwrap_or(DEFAULT_CRF).to_string()),

@@ -108,7 +108,10 @@ impl Stage for Resize {
         let mut problems = Vec::new();
         for (field, value) in [("width", self.width), ("height", self.height)] {
             if !(16..=7680).contains(&value) || value % 2 != 0 {
-                problems.push(Problem::field(field, format!("{value} is not valid: use an even number of pixels from 16 to 7680")));
+                problems.push(Problem::field(
+                    field,
+                    format!("{value} is not valid: use an even number of pixels from 16 to 7680"),
+                ));
             }
         }
         problems
@@ -121,7 +124,8 @@ impl Stage for Resize {
         // first, and I420 passes through this conversion untouched.
         chain.push(make_with("videoconvert", &[("n-threads", &threads)])?);
         chain.push(capsfilter("video/x-raw,format=I420")?);
-        scaler::register().map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the scaler: {e}")))?;
+        scaler::register()
+            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the scaler: {e}")))?;
         let (width, height) = (self.width.to_string(), self.height.to_string());
         chain.push(make_with(
             scaler::ELEMENT_NAME,
@@ -144,7 +148,13 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Resize { width: 640, height: 360, mode: Mode::Fill, method: ScaleMethod::Lanczos, auto_rotate: false });
+        assert_round_trip(&Resize {
+            width: 640,
+            height: 360,
+            mode: Mode::Fill,
+            method: ScaleMethod::Lanczos,
+            auto_rotate: false,
+        });
         assert_rejects_unknown_field::<Resize>("widht = 640");
         assert!(toml::from_str::<Resize>("mode = \"zoom\"").is_err());
     }
@@ -159,7 +169,8 @@ mod tests {
     #[test]
     fn fit_pillarboxes_a_4_3_picture() {
         let stage = Resize { width: 320, height: 180, ..Resize::default() };
-        let frame = video_through(&stage, "videotestsrc pattern=white num-buffers=2 ! video/x-raw,width=160,height=120");
+        let frame =
+            video_through(&stage, "videotestsrc pattern=white num-buffers=2 ! video/x-raw,width=160,height=120");
         assert_eq!((frame.width, frame.height), (320, 180));
         assert!(is_black(frame.pixel(5, 90)) && is_black(frame.pixel(314, 90)), "pillars are black");
         assert!(!is_black(frame.pixel(160, 90)), "centre keeps the picture");
@@ -168,7 +179,8 @@ mod tests {
     #[test]
     fn fill_crops_instead_of_padding() {
         let stage = Resize { width: 320, height: 180, mode: Mode::Fill, ..Resize::default() };
-        let frame = video_through(&stage, "videotestsrc pattern=white num-buffers=2 ! video/x-raw,width=160,height=120");
+        let frame =
+            video_through(&stage, "videotestsrc pattern=white num-buffers=2 ! video/x-raw,width=160,height=120");
         assert_eq!((frame.width, frame.height), (320, 180));
         assert!(!is_black(frame.pixel(5, 90)) && !is_black(frame.pixel(160, 5)), "no bars");
     }

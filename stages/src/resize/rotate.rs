@@ -40,7 +40,15 @@ impl Rotation {
 
 /// Write `src` (a packed `sw` x `sh` plane) rotated into `dst` (stride `dst_stride`), whose
 /// target rectangle is `size` = (w, h): (sh, sw) for quarter turns, (sw, sh) for a half turn.
-pub fn rotate_into(r: Rotation, src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dst_stride: usize, size: (usize, usize)) {
+pub fn rotate_into(
+    r: Rotation,
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    size: (usize, usize),
+) {
     let (w, h) = size;
     for y in 0..h {
         let row = &mut dst[y * dst_stride..y * dst_stride + w];

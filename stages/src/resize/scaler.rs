@@ -8,8 +8,8 @@
 
 use std::sync::{LazyLock, Mutex, Once};
 
-use super::rotate::{self, Rotation};
 use super::resampler::Resampler;
+use super::rotate::{self, Rotation};
 use super::swscale::{Filter, Planes};
 use gst::glib;
 use gst::prelude::*;

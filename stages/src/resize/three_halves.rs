@@ -40,7 +40,7 @@ impl ThreeHalves {
     /// A scaler from `src_w` x `src_h` to 2/3 of that, or `None` when the sizes are not an exact
     /// 3:2 in every plane (chroma is half size: both sizes must be multiples of 6).
     pub fn new(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> Option<Self> {
-        let exact = |s: u32, d: u32| s % 6 == 0 && s >= 6 && d * 3 == s * 2;
+        let exact = |s: u32, d: u32| s.is_multiple_of(6) && s >= 6 && d * 3 == s * 2;
         if !(exact(src_w, dst_w) && exact(src_h, dst_h)) {
             return None;
         }

@@ -30,6 +30,9 @@ impl Drop for App {
     }
 }
 
+/// The dead-letter queue beside the job queue, when there is one.
+type DeadLetters = Option<Arc<dyn JobQueue>>;
+
 pub enum Storage {
     Folder,
     /// S3 and SQS in moto.
@@ -42,18 +45,27 @@ impl App {
     }
 
     /// As [`App::start`], with the options and then the state adjusted before serving.
-    pub async fn start_with(db: Db, storage: Storage, options: impl FnOnce(&mut WebOptions), state: impl FnOnce(&mut AppState)) -> App {
+    pub async fn start_with(
+        db: Db,
+        storage: Storage,
+        options: impl FnOnce(&mut WebOptions),
+        state: impl FnOnce(&mut AppState),
+    ) -> App {
         let configure_options = options;
         let configure_state = state;
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let signer = UrlSigner::new(SECRET, format!("{base}/files"));
-        let (blobs, queue, dead_letters): (Arc<dyn BlobStore>, Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>) = match storage {
+        let (blobs, queue, dead_letters): (Arc<dyn BlobStore>, Arc<dyn JobQueue>, DeadLetters) = match storage {
             Storage::Folder => {
                 let queue = EmbeddedQueue::new(db.clone(), "jobs").with_dead_letter("jobs-dead", MAX_RECEIVES);
                 let dead = queue.dead_letter_queue().unwrap();
-                (Arc::new(FolderStore::new(dir.path().join("blobs"), signer.clone())), Arc::new(queue), Some(Arc::new(dead)))
+                (
+                    Arc::new(FolderStore::new(dir.path().join("blobs"), signer.clone())),
+                    Arc::new(queue),
+                    Some(Arc::new(dead)),
+                )
             }
             Storage::Aws => {
                 let config = anb_core::testing::aws_config().await;
@@ -64,7 +76,10 @@ impl App {
         };
         let store: Arc<dyn Store> = Arc::new(SqlStore::new(db.clone()));
         let backends = Backends { db, store, blobs, queue, dead_letters };
-        let mut options = WebOptions { cors_origins: vec!["*".into()], ..WebOptions::from_settings(&anb_core::Settings::default(), SECRET.into()) };
+        let mut options = WebOptions {
+            cors_origins: vec!["*".into()],
+            ..WebOptions::from_settings(&anb_core::Settings::default(), SECRET.into())
+        };
         configure_options(&mut options);
         let mut state = AppState::new(backends, signer, &options);
         configure_state(&mut state);
@@ -122,7 +137,8 @@ impl App {
             )
             .await;
         assert_eq!(status, 201, "{user}");
-        let (status, login) = self.post_json("/api/auth/login", &json!({"email": email, "password": "s3cret-pass"}), None).await;
+        let (status, login) =
+            self.post_json("/api/auth/login", &json!({"email": email, "password": "s3cret-pass"}), None).await;
         assert_eq!(status, 200, "{login}");
         (user["id"].as_str().unwrap().to_string(), login["access_token"].as_str().unwrap().to_string())
     }
@@ -134,7 +150,8 @@ impl App {
         if let Some(title) = title {
             form = form.text("title", title.to_string());
         }
-        answer(self.http.post(self.url("/api/videos/upload")).bearer_auth(token).multipart(form).send().await.unwrap()).await
+        answer(self.http.post(self.url("/api/videos/upload")).bearer_auth(token).multipart(form).send().await.unwrap())
+            .await
     }
 }
 

@@ -60,7 +60,8 @@ impl Rig {
         let queue = EmbeddedQueue::new(db.clone(), "jobs").with_dead_letter("jobs-dead", MAX_RECEIVES);
         let dead: Arc<dyn JobQueue> = Arc::new(queue.dead_letter_queue().unwrap());
         let store: Arc<dyn Store> = Arc::new(SqlStore::new(db.clone()));
-        let blobs: Arc<dyn BlobStore> = Arc::new(FolderStore::new(dir.path().join("blobs"), UrlSigner::new("k", "http://x/files")));
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(FolderStore::new(dir.path().join("blobs"), UrlSigner::new("k", "http://x/files")));
         let user = store
             .create_user(NewUser {
                 email: "p@example.com".into(),
@@ -92,7 +93,8 @@ impl Rig {
     }
 
     pub fn worker_protected(&self, options: WorkerOptions, pipeline: &str, protection: ScaleInProtection) -> Worker {
-        let pipeline = Pipeline::load(pipeline, "test.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap();
+        let pipeline =
+            Pipeline::load(pipeline, "test.toml", &anb_stages::registry(), &[], &BuildContext::default()).unwrap();
         let ctx = JobContext {
             backends: self.backends.clone(),
             pipeline: Arc::new(pipeline),
@@ -108,8 +110,19 @@ impl Rig {
         let key = format!("uploads/{id}.mp4");
         let data = bytes::Bytes::from(std::fs::read(file).unwrap());
         let size = data.len() as i64;
-        self.real.blobs.put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(data)]))).await.unwrap();
-        let new = NewVideo { id, user_id: self.user, title: "clip".into(), description: None, original_key: key, original_size: Some(size) };
+        self.real
+            .blobs
+            .put_stream(&BlobKey::new(&key).unwrap(), Box::pin(futures_util::stream::iter([Ok(data)])))
+            .await
+            .unwrap();
+        let new = NewVideo {
+            id,
+            user_id: self.user,
+            title: "clip".into(),
+            description: None,
+            original_key: key,
+            original_size: Some(size),
+        };
         self.real.store.create_video(new).await.unwrap();
         self.enqueue(id).await;
         id
@@ -145,7 +158,12 @@ pub fn clip(dir: &Path, name: &str, secs: u32, size: &str) -> std::path::PathBuf
         secs * 10,
         path.display()
     );
-    let ok = std::process::Command::new("gst-launch-1.0").arg("-q").args(desc.split_whitespace()).status().unwrap().success();
+    let ok = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "gst-launch-1.0 made the clip");
     path
 }
@@ -169,12 +187,12 @@ where
     worker.run(shutdown).await.outcomes
 }
 
-
 impl Rig {
     /// The processed outputs stored in the folder (file names under `processed/`).
     pub fn outputs(&self) -> Vec<String> {
         let Ok(dir) = std::fs::read_dir(self.dir.path().join("blobs/processed")) else { return vec![] };
-        let mut names: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }
