@@ -16,7 +16,6 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
-
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: String,
