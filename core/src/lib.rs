@@ -13,6 +13,7 @@ pub mod blob;
 pub mod db;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
+pub mod job;
 pub mod keys;
 pub mod model;
 pub mod queue;

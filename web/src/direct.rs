@@ -99,8 +99,7 @@ pub async fn start(
         return Err(too_large(state.max_upload_bytes));
     }
     let video_id = Uuid::new_v4();
-    let key =
-        BlobKey::new(format!("uploads/{video_id}.{}", extension(request.filename.as_deref()))).expect("a valid key");
+    let key = anb_core::job::upload_key(video_id, extension(request.filename.as_deref()));
     let expires_at = OffsetDateTime::from(SystemTime::now() + UPLOAD_URL_TTL);
     let put = state.backends.blobs.presign_put(&key, request.size, UPLOAD_URL_TTL).await?;
     state
@@ -188,13 +187,11 @@ pub async fn complete(
     Ok(answer(VideoStatus::Pending, size))
 }
 
-/// The object key's extension: the client's, when it names a video container.
-fn extension(filename: Option<&str>) -> String {
-    filename
-        .and_then(|name| name.rsplit_once('.'))
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .filter(|ext| KNOWN_EXTENSIONS.contains(&ext.as_str()))
-        .unwrap_or_else(|| "bin".to_string())
+/// The object key's extension: the client's, when it names a video container (as one of ours,
+/// so no text of the client's reaches the key).
+fn extension(filename: Option<&str>) -> &'static str {
+    let ext = filename.and_then(|name| name.rsplit_once('.')).map(|(_, ext)| ext.to_ascii_lowercase());
+    KNOWN_EXTENSIONS.into_iter().find(|known| ext.as_deref() == Some(known)).unwrap_or("bin")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use anb_core::blob::BlobKey;
+use anb_core::job::JobMessage;
 use anb_core::model::Video;
 
 use crate::error::{ApiError, ApiResult};
@@ -85,15 +86,10 @@ pub fn too_large(max: u64) -> ApiError {
     ApiError::Client(StatusCode::PAYLOAD_TOO_LARGE, format!("File too large: the limit is {max} bytes"))
 }
 
-/// The enqueued job.
-pub fn job_message(video_id: Uuid) -> String {
-    serde_json::json!({ "video_id": video_id }).to_string()
-}
-
 /// Send the job. A failure here loses nothing: the row stays `pending` without `enqueued_at`,
 /// and the sweep sends it later.
 pub async fn enqueue(state: &AppState, video_id: Uuid) {
-    match state.backends.queue.send(&job_message(video_id)).await {
+    match state.backends.queue.send(&JobMessage::new(video_id).body()).await {
         Ok(_) => {
             if let Err(e) = state.backends.store.mark_enqueued(video_id).await {
                 tracing::warn!(%video_id, error = %e, "enqueued, but could not record it (the sweep may send it twice)");

@@ -190,7 +190,7 @@ async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> A
         }
     }
     let container = video_container(&head)?;
-    let key = BlobKey::new(format!("uploads/{video_id}.{container}")).expect("a valid key");
+    let key = anb_core::job::upload_key(video_id, container);
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let put = {
         let (blobs, key) = (state.backends.blobs.clone(), key.clone());

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anb_core::backends::Backends;
 use anb_core::blob::{BlobKey, StorageError};
+use anb_core::job::{poster_key, processed_key, JobMessage};
 use anb_core::model::StartOutcome;
 use anb_core::queue::{QueueError, Received};
 use anb_core::store::StoreError;
 use anb_pipeline::{CancelToken, ErrorCode, Pipeline, PipelineError, Progress, RunOptions, RunReport};
-use serde::Deserialize;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::adapters::{BlobSink, BlobSource};
@@ -83,23 +84,6 @@ impl Outcome {
     }
 }
 
-#[derive(Deserialize)]
-struct JobMessage {
-    video_id: Uuid,
-}
-
-/// The processed output's key, one per attempt: an attempt never overwrites another's output,
-/// and the video row points at an output only once `complete` records it. An attempt whose
-/// completion is not recorded (superseded, or the video deleted) removes its own.
-pub fn processed_key(video_id: Uuid, attempt: i32) -> String {
-    format!("processed/{video_id}-{attempt}.mp4")
-}
-
-/// The poster's key for an attempt (`posters/{video}-{attempt}.jpg`), beside its output's.
-pub fn poster_key(video_id: Uuid, attempt: i32) -> String {
-    format!("posters/{video_id}-{attempt}.jpg")
-}
-
 /// Backoff before a transient failure's retry: the base, doubled per attempt, at most 5 minutes.
 fn retry_delay(base: Duration, attempt: u32) -> Duration {
     (base * (1u32 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(300))
@@ -129,12 +113,19 @@ impl From<PipelineError> for Failure {
 pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken) -> Outcome {
     // How long the message waited, sent to received (the web sends it before it answers).
     let queued_secs = queued_secs(message.sent_at_ms);
-    let Ok(job) = serde_json::from_str::<JobMessage>(&message.body) else {
+    let Some(job) = JobMessage::parse(&message.body) else {
         tracing::warn!(body = %message.body, "Dropping a malformed job message");
         acknowledge(ctx, &message).await;
         return Outcome::Skipped("malformed");
     };
     let video_id = job.video_id;
+    // One span per job: every line logged for it, here and below, carries the video and, once
+    // the row is taken, the attempt.
+    let span = tracing::info_span!("job", %video_id, attempt = tracing::field::Empty);
+    run(ctx, message, video_id, queued_secs, shutdown).instrument(span).await
+}
+
+async fn run(ctx: &JobContext, message: Received, video_id: Uuid, queued_secs: f64, shutdown: &CancelToken) -> Outcome {
     if message.receive_count > 1 {
         // A redelivery: the previous receiver died or lost its lease before settling it. That
         // says nothing about the job (its attempts are counted in the row), so the receive is
@@ -146,7 +137,10 @@ pub async fn handle(ctx: &JobContext, message: Received, shutdown: &CancelToken)
     let store = &ctx.backends.store;
     let stale_after = ctx.options.stale_after();
     let (attempt, video) = match store.start_processing(video_id, stale_after).await {
-        Ok(StartOutcome::Started { attempt, video }) => (attempt, video),
+        Ok(StartOutcome::Started { attempt, video }) => {
+            tracing::Span::current().record("attempt", attempt);
+            (attempt, video)
+        }
         Ok(StartOutcome::Missing) => {
             tracing::info!(%video_id, "Dropping the job of an unknown or deleted video");
             acknowledge(ctx, &message).await;
@@ -256,7 +250,7 @@ async fn run_pipeline(
         }
         e => Failure::transient(e.code(), e),
     })?;
-    let output = BlobKey::new(processed_key(video_id, attempt)).expect("a valid key");
+    let output = processed_key(video_id, attempt);
     let sink = BlobSink::start(blobs.clone(), output);
     let opts = RunOptions {
         ctx: ctx.options.build_context(),
@@ -275,7 +269,7 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
     let key = processed_key(video_id, attempt);
     let poster = store_poster(ctx, video_id, attempt, report).await;
     let recorded = persist(ctx.options.settle_budget(), "the completion", || {
-        ctx.backends.store.complete(video_id, attempt, &key, poster.as_deref())
+        ctx.backends.store.complete(video_id, attempt, key.as_str(), poster.as_ref().map(BlobKey::as_str))
     })
     .await;
     match recorded {
@@ -284,7 +278,7 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
             // (a completion lost to a blip, a run that died after storing): this one won.
             for earlier in 1..attempt {
                 for key in [processed_key(video_id, earlier), poster_key(video_id, earlier)] {
-                    if ctx.backends.blobs.exists(&BlobKey::new(&key).expect("a valid key")).await.unwrap_or(false) {
+                    if ctx.backends.blobs.exists(&key).await.unwrap_or(false) {
                         remove_output(ctx, video_id, &key).await;
                     }
                 }
@@ -324,12 +318,11 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
 
 /// Store the run's poster, if the pipeline made one, beside the output; its key, or `None`.
 /// A poster that cannot be stored is left out rather than failing a finished video.
-async fn store_poster(ctx: &JobContext, video_id: Uuid, attempt: i32, report: &RunReport) -> Option<String> {
+async fn store_poster(ctx: &JobContext, video_id: Uuid, attempt: i32, report: &RunReport) -> Option<BlobKey> {
     let artifact = report.artifacts.iter().find(|a| a.name == "poster")?;
     let key = poster_key(video_id, attempt);
-    let blob = BlobKey::new(&key).expect("a valid key");
     let body = Box::pin(tokio_stream::iter([Ok(bytes::Bytes::from(artifact.bytes.clone()))]));
-    match ctx.backends.blobs.put_stream(&blob, body).await {
+    match ctx.backends.blobs.put_stream(&key, body).await {
         Ok(_) => Some(key),
         Err(e) => {
             tracing::warn!(%video_id, attempt, error = %e, "Could not store the poster; completing without it");
@@ -339,9 +332,8 @@ async fn store_poster(ctx: &JobContext, video_id: Uuid, attempt: i32, report: &R
 }
 
 /// Remove an output no row points at.
-async fn remove_output(ctx: &JobContext, video_id: Uuid, key: &str) {
-    let Ok(key) = BlobKey::new(key) else { return };
-    match ctx.backends.blobs.delete(&key).await {
+async fn remove_output(ctx: &JobContext, video_id: Uuid, key: &BlobKey) {
+    match ctx.backends.blobs.delete(key).await {
         Ok(()) => tracing::info!(%video_id, %key, "Removed the output of a superseded attempt or a deleted video"),
         Err(e) => tracing::warn!(%video_id, %key, error = %e, "Could not remove an unrecorded output"),
     }

@@ -19,5 +19,5 @@ pub mod settle;
 pub mod telemetry;
 
 pub use consumer::{Summary, Worker};
-pub use job::{poster_key, processed_key, JobContext, Outcome};
+pub use job::{JobContext, Outcome};
 pub use options::{available_cpus, default_concurrency, WorkerOptions, MAX_ATTEMPTS};

@@ -59,6 +59,13 @@ impl BlobKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A key this crate builds from parts that cannot make it invalid (a UUID, an attempt
+    /// number, fixed words and extensions): see [`crate::job`].
+    pub(crate) fn built(key: String) -> Self {
+        debug_assert!(BlobKey::new(key.as_str()).is_ok(), "{key}");
+        BlobKey(key)
+    }
 }
 
 impl std::fmt::Display for BlobKey {
