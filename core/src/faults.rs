@@ -159,10 +159,17 @@ impl Store for FaultyStore {
     ) -> StoreResult<bool> {
         through!(self, complete(id, attempt, processed_key, poster_key))
     }
-    async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool> {
+    async fn fail(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        code: crate::ErrorCode,
+        message: &str,
+        retryable: bool,
+    ) -> StoreResult<bool> {
         through!(self, fail(id, attempt, code, message, retryable))
     }
-    async fn retry_later(&self, id: Uuid, attempt: i32, code: &str, message: &str) -> StoreResult<bool> {
+    async fn retry_later(&self, id: Uuid, attempt: i32, code: crate::ErrorCode, message: &str) -> StoreResult<bool> {
         through!(self, retry_later(id, attempt, code, message))
     }
     async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>> {

@@ -22,4 +22,5 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use anb_codes::ErrorCode;
 pub use settings::{QueueUrl, Settings, SettingsError, StorageUrl};

@@ -5,6 +5,7 @@
 //! write of a processing attempt carries the attempt number as a fencing token: a late or
 //! duplicate writer finds no row to update instead of moving a video backwards.
 
+use crate::ErrorCode;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -42,12 +43,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::Conflict(_) => "conflict",
-            StoreError::NotFound => "not-found",
-            StoreError::Unavailable(_) => "database-unavailable",
-            StoreError::Other(_) => "database-error",
+            StoreError::Conflict(_) => ErrorCode::Conflict,
+            StoreError::NotFound => ErrorCode::NotFound,
+            StoreError::Unavailable(_) => ErrorCode::DatabaseUnavailable,
+            StoreError::Other(_) => ErrorCode::DatabaseError,
         }
     }
 
@@ -140,9 +141,9 @@ pub trait Store: Send + Sync + 'static {
         poster_key: Option<&str>,
     ) -> StoreResult<bool>;
     /// `processing → failed` for the current attempt, with a stable code.
-    async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool>;
+    async fn fail(&self, id: Uuid, attempt: i32, code: ErrorCode, message: &str, retryable: bool) -> StoreResult<bool>;
     /// `processing → pending` for the current attempt: a transient failure, the job will be retried.
-    async fn retry_later(&self, id: Uuid, attempt: i32, code: &str, message: &str) -> StoreResult<bool>;
+    async fn retry_later(&self, id: Uuid, attempt: i32, code: ErrorCode, message: &str) -> StoreResult<bool>;
 
     /// Completed videos, newest first.
     async fn public_videos(&self, page: Page) -> StoreResult<Vec<PublicVideo>>;
@@ -401,11 +402,11 @@ impl Store for SqlStore {
         .rows_affected() == 1))
     }
 
-    async fn fail(&self, id: Uuid, attempt: i32, code: &str, message: &str, retryable: bool) -> StoreResult<bool> {
+    async fn fail(&self, id: Uuid, attempt: i32, code: ErrorCode, message: &str, retryable: bool) -> StoreResult<bool> {
         self.leave_processing(id, attempt, VideoStatus::Failed, code, message, retryable).await
     }
 
-    async fn retry_later(&self, id: Uuid, attempt: i32, code: &str, message: &str) -> StoreResult<bool> {
+    async fn retry_later(&self, id: Uuid, attempt: i32, code: ErrorCode, message: &str) -> StoreResult<bool> {
         self.leave_processing(id, attempt, VideoStatus::Pending, code, message, true).await
     }
 
@@ -476,7 +477,7 @@ impl SqlStore {
         id: Uuid,
         attempt: i32,
         to: VideoStatus,
-        code: &str,
+        code: ErrorCode,
         message: &str,
         retryable: bool,
     ) -> StoreResult<bool> {
@@ -488,7 +489,7 @@ impl SqlStore {
         .bind(id)
         .bind(attempt)
         .bind(to.as_str())
-        .bind(code)
+        .bind(code.as_str())
         .bind(message)
         .bind(retryable)
         .bind(now())

@@ -141,7 +141,7 @@ async fn a_put_whose_body_fails_leaves_nothing_behind(backend: Backend) {
     // 12 MiB: two whole parts have gone up before the body fails.
     let err = store.put_stream(&k, broken_body(12 << 20, false)).await.unwrap_err();
     assert!(matches!(err, StorageError::Body(_)), "{err:?}");
-    assert_eq!(err.code(), "upload-interrupted");
+    assert_eq!(err.code(), anb_core::ErrorCode::UploadInterrupted);
     assert!(!store.exists(&k).await.unwrap());
     assert_eq!(backend.leftovers().await, 0, "no object, no temporary file, no incomplete multipart upload");
 }
@@ -245,7 +245,7 @@ async fn a_create_only_put_never_replaces_and_the_loser_leaves_nothing(backend: 
         let (_, body_b) = body(size, 2);
         let err = store.put_stream_new(&k, body_b).await.unwrap_err();
         assert!(matches!(err, StorageError::AlreadyExists(_)), "{err:?}");
-        assert_eq!(err.code(), "already-exists");
+        assert_eq!(err.code(), anb_core::ErrorCode::AlreadyExists);
         let reader = store.open(&k).await.unwrap();
         assert_eq!(reader.read_at(0, size).await.unwrap(), first, "the first write stays");
         // Once removed, the name may be written again.

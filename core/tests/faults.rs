@@ -60,7 +60,7 @@ async fn an_emulator_that_stops_mid_upload_gives_storage_unavailable_within_the_
     let err = outcome.expect_err("the put fails");
     eprintln!("failed after {waited:?}: {err}");
     assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
-    assert_eq!(err.code(), "storage-unavailable");
+    assert_eq!(err.code(), anb_core::ErrorCode::StorageUnavailable);
     assert!(err.is_retryable());
     // The bound is the configured timeout per call; allow the body's own pace and scheduling.
     assert!(waited < timeout * 3, "failed after {waited:?} with a {timeout:?} timeout");
@@ -130,7 +130,7 @@ async fn postgres_briefly_unreachable_is_a_retryable_error_and_the_store_recover
     let err = store.create_user(user("during@example.com")).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.is_retryable());
-    assert_eq!(err.code(), "database-unavailable");
+    assert_eq!(err.code(), anb_core::ErrorCode::DatabaseUnavailable);
     assert!(started.elapsed() < Duration::from_secs(30), "an answer, not a hang: {:?}", started.elapsed());
     assert!(store.ping().await.unwrap_err().is_retryable());
 

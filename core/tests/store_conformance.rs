@@ -3,6 +3,7 @@
 use anb_core::db::Db;
 use anb_core::model::{NewUser, NewVideo, Page, StartOutcome, VideoStatus};
 use anb_core::store::{Conflict, SqlStore, Store, StoreError};
+use anb_core::ErrorCode;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -134,7 +135,7 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     assert_eq!((second, row.attempts, row.progress), (2, 2, 0.0));
     // The first worker's late writes find nothing to update.
     assert!(!store.set_progress(video, first, Some(0.9)).await.unwrap());
-    assert!(!store.fail(video, first, "pipeline-stalled", "late", true).await.unwrap());
+    assert!(!store.fail(video, first, ErrorCode::PipelineStalled, "late", true).await.unwrap());
     assert!(!store.complete(video, first, "processed/x.mp4", None).await.unwrap());
 
     assert!(store.complete(video, second, &format!("processed/{video}.mp4"), None).await.unwrap());
@@ -143,8 +144,8 @@ async fn status_moves_forward_only_and_late_writers_are_fenced(db: Db) {
     assert!(done.processed_at.is_some());
     // A duplicate message for a completed video does no work, and nothing moves it back.
     assert_eq!(store.start_processing(video, LIVE).await.unwrap(), StartOutcome::AlreadyCompleted);
-    assert!(!store.fail(video, second, "invalid-input", "duplicate", false).await.unwrap());
-    assert!(!store.retry_later(video, second, "storage-unavailable", "duplicate").await.unwrap());
+    assert!(!store.fail(video, second, ErrorCode::InvalidInput, "duplicate", false).await.unwrap());
+    assert!(!store.retry_later(video, second, ErrorCode::StorageUnavailable, "duplicate").await.unwrap());
     assert!(!store.complete(video, second, "processed/other.mp4", None).await.unwrap());
     let after = store.video(video).await.unwrap().unwrap();
     assert_eq!((after.status, after.processed_key), (VideoStatus::Completed, done.processed_key));
@@ -157,17 +158,17 @@ async fn transient_failures_can_be_retried_permanent_ones_cannot(db: Db) {
 
     let flaky = store.create_video(new_video(owner)).await.unwrap().id;
     let StartOutcome::Started { attempt, .. } = store.start_processing(flaky, LIVE).await.unwrap() else { panic!() };
-    assert!(store.retry_later(flaky, attempt, "storage-unavailable", "S3 timed out").await.unwrap());
+    assert!(store.retry_later(flaky, attempt, ErrorCode::StorageUnavailable, "S3 timed out").await.unwrap());
     let row = store.video(flaky).await.unwrap().unwrap();
     assert_eq!((row.status, row.error_code.as_deref()), (VideoStatus::Pending, Some("storage-unavailable")));
     let StartOutcome::Started { attempt, .. } = store.start_processing(flaky, LIVE).await.unwrap() else { panic!() };
     // Out of receives: failed with the last code, but a redrive may still retry it.
-    assert!(store.fail(flaky, attempt, "pipeline-stalled", "no progress", true).await.unwrap());
+    assert!(store.fail(flaky, attempt, ErrorCode::PipelineStalled, "no progress", true).await.unwrap());
     assert!(matches!(store.start_processing(flaky, LIVE).await.unwrap(), StartOutcome::Started { attempt: 3, .. }));
 
     let broken = store.create_video(new_video(owner)).await.unwrap().id;
     let StartOutcome::Started { attempt, .. } = store.start_processing(broken, LIVE).await.unwrap() else { panic!() };
-    assert!(store.fail(broken, attempt, "invalid-input", "not a video", false).await.unwrap());
+    assert!(store.fail(broken, attempt, ErrorCode::InvalidInput, "not a video", false).await.unwrap());
     assert_eq!(store.start_processing(broken, LIVE).await.unwrap(), StartOutcome::PermanentlyFailed);
     let row = store.video(broken).await.unwrap().unwrap();
     assert_eq!((row.status, row.error_code.as_deref(), row.attempts), (VideoStatus::Failed, Some("invalid-input"), 1));
@@ -342,10 +343,10 @@ async fn a_redrive_from_failed_starts_a_fresh_attempt_budget(db: Db) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(store.fail(id, 2, "worker-lost", "attempts died", true).await.unwrap());
+    assert!(store.fail(id, 2, ErrorCode::WorkerLost, "attempts died", true).await.unwrap());
     let StartOutcome::Started { attempt, video } = store.start_processing(id, LIVE).await.unwrap() else { panic!() };
     assert_eq!((attempt, video.attempts_base, video.error_code.as_deref()), (3, 2, Some("worker-lost")));
-    assert!(store.retry_later(id, attempt, "sink-failed", "S3 away").await.unwrap());
+    assert!(store.retry_later(id, attempt, ErrorCode::SinkFailed, "S3 away").await.unwrap());
     let StartOutcome::Started { video, .. } = store.start_processing(id, LIVE).await.unwrap() else { panic!() };
     assert_eq!((video.attempts, video.attempts_base), (4, 2), "a retry from pending keeps the budget");
 }

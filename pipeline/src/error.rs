@@ -5,66 +5,7 @@
 
 use std::fmt;
 
-/// Stable, kebab-case error codes. Whose fault an error is decides whether a job is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// The input is not a decodable video: unknown container, no video stream, truncated, corrupt.
-    InvalidInput,
-    /// The input is a video, but in a container or codec off the allow-list, or one this
-    /// installation cannot decode.
-    UnsupportedInput,
-    /// The input asks more than a media limit allows (picture size, frame or pixel rate,
-    /// streams, duration, samples); the message names the limit and the value found.
-    InputTooLarge,
-    /// The run went past its wall-clock budget (the limits' `timeout_*`).
-    JobTimeout,
-    /// The pipeline made no progress for the stall timeout.
-    PipelineStalled,
-    /// Reading the input failed (storage error, not a property of the bytes).
-    SourceFailed,
-    /// Writing the output failed.
-    SinkFailed,
-    /// `pipeline.toml` is invalid.
-    InvalidPipeline,
-    /// The run was cancelled by its owner (shutdown, lost lease).
-    Cancelled,
-    /// Anything else: a bug or a broken installation.
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidInput => "invalid-input",
-            ErrorCode::UnsupportedInput => "unsupported-input",
-            ErrorCode::InputTooLarge => "input-too-large",
-            ErrorCode::JobTimeout => "job-timeout",
-            ErrorCode::PipelineStalled => "pipeline-stalled",
-            ErrorCode::SourceFailed => "source-failed",
-            ErrorCode::SinkFailed => "sink-failed",
-            ErrorCode::InvalidPipeline => "invalid-pipeline",
-            ErrorCode::Cancelled => "cancelled",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// Whether the uploader (rather than the platform) is at fault: the one meaning of
-    /// "permanent" (a job failing so is never retried). A run over its time budget is: the
-    /// budget grows with the work the file asks for, at many times the measured speed. An
-    /// invalid `pipeline.toml` is not: a deploy fixes it, and the job is retried then.
-    pub fn is_client_fault(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::InvalidInput | ErrorCode::UnsupportedInput | ErrorCode::InputTooLarge | ErrorCode::JobTimeout
-        )
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use anb_codes::ErrorCode;
 
 /// One problem in a `pipeline.toml`, located by stage index, stage type and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,21 +125,6 @@ impl From<anb_media::Refusal> for PipelineError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_are_stable_and_classified() {
-        assert_eq!(ErrorCode::InvalidInput.as_str(), "invalid-input");
-        assert_eq!(ErrorCode::PipelineStalled.to_string(), "pipeline-stalled");
-        assert!(ErrorCode::InvalidInput.is_client_fault());
-        assert!(!ErrorCode::SourceFailed.is_client_fault());
-        assert!(!ErrorCode::PipelineStalled.is_client_fault());
-        assert!(!ErrorCode::InvalidPipeline.is_client_fault(), "fixed by a deploy, then retried");
-        assert_eq!(ErrorCode::InputTooLarge.as_str(), "input-too-large");
-        assert_eq!(ErrorCode::JobTimeout.as_str(), "job-timeout");
-        for code in [ErrorCode::InputTooLarge, ErrorCode::JobTimeout] {
-            assert!(code.is_client_fault(), "{code} is never retried");
-        }
-    }
 
     #[test]
     fn range_problems_say_what_is_valid() {

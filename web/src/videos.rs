@@ -226,7 +226,14 @@ async fn store_file(state: &AppState, video_id: Uuid, mut field: Field<'_>) -> A
         // An error item makes the store discard what it has.
         let _ = tx.send(Err(std::io::Error::other("upload refused"))).await;
         drop(tx);
-        let _ = put.await;
+        // The put is expected to fail (it was told to discard); one that stored the bytes
+        // anyway, or that failed otherwise, is worth a line.
+        match put.await {
+            Ok(Err(StorageError::Body(_))) => {}
+            Ok(Ok(_)) => tracing::warn!(%key, "a refused upload was stored anyway"),
+            Ok(Err(e)) => tracing::warn!(%key, error = %e, "a refused upload's put failed"),
+            Err(e) => tracing::warn!(%key, error = %e, "a refused upload's put task failed"),
+        }
         return Err(failure);
     }
     drop(tx);

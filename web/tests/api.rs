@@ -421,7 +421,7 @@ async fn a_refused_file_tells_its_owner_which_limit_it_broke(db: Db) {
         } else {
             ("input-too-large", "the picture is 7680×4320: more than the limit max_width = 4096")
         };
-        assert!(store.fail(id, attempt, code, message, retryable).await.unwrap());
+        assert!(store.fail(id, attempt, code.parse().unwrap(), message, retryable).await.unwrap());
         ids.push(id);
     }
     let (_, refused) = app.get(&format!("/api/videos/{}", ids[0]), Some(&token)).await;

@@ -37,13 +37,13 @@ pub struct JobContext {
 pub enum Outcome {
     Completed,
     /// A permanent failure with its code: recorded, message deleted.
-    Failed(String),
+    Failed(ErrorCode),
     /// A transient failure with its code (the job's, or the store's when the outcome could not
     /// be recorded): the job handed on for another attempt.
-    Retry(String),
+    Retry(ErrorCode),
     /// A transient failure on the job's last allowed attempt: recorded as the video's failure
     /// (retryable) and the message moved to the dead-letter queue.
-    DeadLettered(String),
+    DeadLettered(ErrorCode),
     /// A duplicate delivery while another attempt is alive: handed on, to come back once that
     /// attempt would look dead.
     Deferred,
@@ -76,11 +76,17 @@ impl Outcome {
         }
     }
 
-    pub fn code(&self) -> &str {
+    /// The failure's code, if the outcome is a failure.
+    pub fn error_code(&self) -> Option<ErrorCode> {
         match self {
-            Outcome::Failed(code) | Outcome::Retry(code) | Outcome::DeadLettered(code) => code,
-            _ => "",
+            Outcome::Failed(code) | Outcome::Retry(code) | Outcome::DeadLettered(code) => Some(*code),
+            _ => None,
         }
+    }
+
+    /// The failure's code as text, empty for other outcomes (a metrics label, a log field).
+    pub fn code(&self) -> &'static str {
+        self.error_code().map_or("", ErrorCode::as_str)
     }
 }
 
@@ -91,21 +97,21 @@ fn retry_delay(base: Duration, attempt: u32) -> Duration {
 
 /// What went wrong, as a code and whether it can ever succeed.
 struct Failure {
-    code: String,
+    code: ErrorCode,
     message: String,
     permanent: bool,
 }
 
 impl Failure {
-    fn transient(code: &str, message: impl std::fmt::Display) -> Self {
-        Failure { code: code.into(), message: message.to_string(), permanent: false }
+    fn transient(code: ErrorCode, message: impl std::fmt::Display) -> Self {
+        Failure { code, message: message.to_string(), permanent: false }
     }
 }
 
 impl From<PipelineError> for Failure {
     fn from(e: PipelineError) -> Self {
         let code = e.code();
-        Failure { code: code.as_str().into(), message: e.message(), permanent: code.is_client_fault() }
+        Failure { code, message: e.message(), permanent: code.is_client_fault() }
     }
 }
 
@@ -159,15 +165,17 @@ async fn run(ctx: &JobContext, message: Received, video_id: Uuid, queued_secs: f
         Err(e) => {
             tracing::warn!(%video_id, error = %e, "Could not start the job; handing it on");
             hand_on(ctx, &message, ctx.options.retry_backoff).await;
-            return Outcome::Retry(e.code().into());
+            return Outcome::Retry(e.code());
         }
     };
     let used = attempt - video.attempts_base;
     if used > ctx.options.max_attempts as i32 {
         // The budget's attempts all started and none recorded an end: they died with their
         // worker (which a file built to exhaust memory does every time). Stop here.
-        let code = video.error_code.clone().unwrap_or_else(|| "worker-lost".into());
-        let failure = Failure::transient(&code, format!("{} attempts started and none finished", used - 1));
+        // The last code the attempts recorded, if any (a code this version does not know reads
+        // as the attempts having died).
+        let code = video.error_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(ErrorCode::WorkerLost);
+        let failure = Failure::transient(code, format!("{} attempts started and none finished", used - 1));
         return give_up(ctx, &message, video_id, attempt, failure).await;
     }
     tracing::info!(%video_id, attempt, budget_used = used, queued_secs, "Processing");
@@ -197,11 +205,15 @@ async fn run(ctx: &JobContext, message: Received, video_id: Uuid, queued_secs: f
     let outcome = match (result, lease_end) {
         (_, LeaseEnd::Lost) => Outcome::LeaseLost,
         (Ok(report), _) => complete(ctx, &message, video_id, attempt, &report).await,
-        (Err(failure), LeaseEnd::Shutdown) if failure.code == ErrorCode::Cancelled.as_str() => {
+        (Err(failure), LeaseEnd::Shutdown) if failure.code == ErrorCode::Cancelled => {
             // The grace period is short: one try, then the job goes back at once either way
             // (a row left `processing` is taken over once its heartbeat is stale).
-            let released =
-                store.retry_later(video_id, attempt, "worker-shutdown", "the worker stopped; another will retry");
+            let released = store.retry_later(
+                video_id,
+                attempt,
+                ErrorCode::WorkerShutdown,
+                "the worker stopped; another will retry",
+            );
             if let Err(e) = tokio::time::timeout(CALL_TIMEOUT, released)
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
@@ -239,15 +251,13 @@ async fn run_pipeline(
 ) -> Result<RunReport, Failure> {
     let blobs = &ctx.backends.blobs;
     let input = BlobKey::new(original_key).map_err(|e| Failure {
-        code: "invalid-input".into(),
+        code: ErrorCode::InvalidInput,
         message: e.to_string(),
         permanent: true,
     })?;
     let source = BlobSource::open(blobs.as_ref(), &input).await.map_err(|e| match e {
         // The upload is gone: no retry will bring it back.
-        StorageError::NotFound(_) => {
-            Failure { code: ErrorCode::SourceFailed.as_str().into(), message: e.to_string(), permanent: true }
-        }
+        StorageError::NotFound(_) => Failure { code: ErrorCode::SourceFailed, message: e.to_string(), permanent: true },
         e => Failure::transient(e.code(), e),
     })?;
     let output = processed_key(video_id, attempt);
@@ -311,7 +321,7 @@ async fn complete(ctx: &JobContext, message: &Received, video_id: Uuid, attempt:
             // redoes the job (its output overwrites this one).
             tracing::warn!(%video_id, attempt, error = %e, "Could not record the completion; handing the job on");
             hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
-            Outcome::Retry(e.code().into())
+            Outcome::Retry(e.code())
         }
     }
 }
@@ -351,7 +361,7 @@ async fn record_failure(
     let short = truncate(&failure.message, 500);
     if failure.permanent {
         let recorded = persist(ctx.options.settle_budget(), "the failure", || {
-            store.fail(video_id, attempt, &failure.code, &short, false)
+            store.fail(video_id, attempt, failure.code, &short, false)
         })
         .await;
         return match recorded {
@@ -364,7 +374,7 @@ async fn record_failure(
                 // records the same refusal.
                 tracing::warn!(%video_id, attempt, error = %e, code = %failure.code, "Could not record a permanent failure; handing the job on");
                 hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
-                Outcome::Retry(e.code().into())
+                Outcome::Retry(e.code())
             }
         };
     }
@@ -372,7 +382,7 @@ async fn record_failure(
         return give_up(ctx, message, video_id, attempt, failure).await;
     }
     let recorded = persist(ctx.options.settle_budget(), "the retry", || {
-        store.retry_later(video_id, attempt, &failure.code, &short)
+        store.retry_later(video_id, attempt, failure.code, &short)
     })
     .await;
     if let Err(e) = recorded {
@@ -390,7 +400,7 @@ async fn give_up(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: 
     let short = truncate(&failure.message, 500);
     let store = &ctx.backends.store;
     match persist(ctx.options.settle_budget(), "the failure", || {
-        store.fail(video_id, attempt, &failure.code, &short, true)
+        store.fail(video_id, attempt, failure.code, &short, true)
     })
     .await
     {
@@ -402,7 +412,7 @@ async fn give_up(ctx: &JobContext, message: &Received, video_id: Uuid, attempt: 
         Err(e) => {
             tracing::warn!(%video_id, attempt, error = %e, "Could not record the final failure; handing the job on");
             hand_on(ctx, message, ctx.options.stale_after().max(ctx.options.retry_backoff)).await;
-            Outcome::Retry(e.code().into())
+            Outcome::Retry(e.code())
         }
     }
 }

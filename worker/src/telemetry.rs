@@ -138,7 +138,7 @@ mod tests {
     fn prometheus_and_emf() {
         let m = WorkerMetrics::with_emf(false);
         m.job_started();
-        m.job_finished(&Outcome::Failed("invalid-input".into()), Duration::from_secs(2), 0);
+        m.job_finished(&Outcome::Failed(anb_core::ErrorCode::InvalidInput), Duration::from_secs(2), 0);
         m.job_ended();
         let text = m.render();
         assert!(text.contains(r#"anb_jobs_total{outcome="failed",code="invalid-input"} 1"#), "{text}");

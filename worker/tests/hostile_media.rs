@@ -68,7 +68,7 @@ async fn assert_refused(db: Db, name: &str, code: &str, limit: &str, found: &str
     let rig = Rig::new(db).await;
     let id = rig.upload(&media().join(name)).await;
     let outcomes = run_to_the_end(&rig, &rig.worker(options()), id).await;
-    assert_eq!(outcomes, vec![Outcome::Failed(code.into())], "refused at the first attempt, never retried");
+    assert_eq!(outcomes, vec![Outcome::Failed(code.parse().unwrap())], "refused at the first attempt, never retried");
     let video = rig.video(id).await;
     assert_eq!(
         (video.status, video.error_code.as_deref(), video.error_retryable),

@@ -4,6 +4,7 @@
 
 mod support;
 
+use anb_core::ErrorCode;
 use std::time::Duration;
 
 use anb_core::db::Db;
@@ -72,7 +73,7 @@ async fn a_completion_that_cannot_be_recorded_is_finished_by_a_later_delivery(db
     let healer = outage_from_first_call(&rig, "complete", Duration::from_secs(5));
     let outcomes = run_to_the_end(&rig, &rig.worker(lease(12)), id).await;
     healer.await.unwrap();
-    assert_eq!(count(&outcomes, &Outcome::Retry("database-unavailable".into())), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, &Outcome::Retry(ErrorCode::DatabaseUnavailable)), 1, "{outcomes:?}");
     assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
     assert!(count(&outcomes, &Outcome::Deferred) >= 1, "the duplicate waited for the live attempt: {outcomes:?}");
     let video = rig.video(id).await;
@@ -89,8 +90,8 @@ async fn a_permanent_failure_that_cannot_be_recorded_is_recorded_by_a_later_deli
     let healer = outage_from_first_call(&rig, "fail", Duration::from_secs(5));
     let outcomes = run_to_the_end(&rig, &rig.worker(lease(12)), id).await;
     healer.await.unwrap();
-    assert_eq!(outcomes.first(), Some(&Outcome::Retry("database-unavailable".into())), "{outcomes:?}");
-    assert_eq!(outcomes.last(), Some(&Outcome::Failed("invalid-input".into())), "{outcomes:?}");
+    assert_eq!(outcomes.first(), Some(&Outcome::Retry(ErrorCode::DatabaseUnavailable)), "{outcomes:?}");
+    assert_eq!(outcomes.last(), Some(&Outcome::Failed(ErrorCode::InvalidInput)), "{outcomes:?}");
     let video = rig.video(id).await;
     assert_eq!(
         (video.status, video.error_code.as_deref(), video.error_retryable),
@@ -107,7 +108,7 @@ async fn a_start_the_database_refuses_does_not_spend_the_jobs_receives(db: Db) {
     rig.faults.fail_next("start_processing", refusals);
     let options = WorkerOptions { retry_backoff: Duration::from_millis(100), ..short_lease() };
     let outcomes = run_to_the_end(&rig, &rig.worker(options), id).await;
-    let mut expected = vec![Outcome::Retry("database-unavailable".into()); refusals as usize];
+    let mut expected = vec![Outcome::Retry(ErrorCode::DatabaseUnavailable); refusals as usize];
     expected.push(Outcome::Completed);
     assert_eq!(outcomes, expected);
     let video = rig.video(id).await;
@@ -158,7 +159,7 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
         async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
     })
     .await;
-    assert_eq!(outcomes, vec![Outcome::DeadLettered("worker-lost".into())]);
+    assert_eq!(outcomes, vec![Outcome::DeadLettered(ErrorCode::WorkerLost)]);
     let video = rig.video(id).await;
     assert_eq!(
         (video.status, video.error_code.as_deref(), video.error_retryable),

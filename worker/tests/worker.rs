@@ -3,6 +3,7 @@
 
 mod support;
 
+use anb_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,7 +122,7 @@ async fn uploads_are_processed_and_duplicates_unknowns_and_bad_inputs_are_settle
     assert!(!rig.outputs().iter().any(|name| name.starts_with(&bad.to_string())), "no output for the bad input");
 
     assert_eq!(count(&outcomes, &Outcome::Completed), 1, "{outcomes:?}");
-    assert_eq!(count(&outcomes, &Outcome::Failed("invalid-input".into())), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, &Outcome::Failed(ErrorCode::InvalidInput)), 1, "{outcomes:?}");
     assert_eq!(
         outcomes.iter().filter(|o| matches!(o, Outcome::Skipped(_))).count(),
         3,
@@ -151,8 +152,8 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
     .await;
     // Each attempt's receive is fresh (a failed attempt hands the job on); the budget is the
     // attempts in the row, and the last one records the failure and dead-letters the message.
-    let mut expected = vec![Outcome::Retry("sink-failed".into()); MAX_ATTEMPTS as usize - 1];
-    expected.push(Outcome::DeadLettered("sink-failed".into()));
+    let mut expected = vec![Outcome::Retry(ErrorCode::SinkFailed); MAX_ATTEMPTS as usize - 1];
+    expected.push(Outcome::DeadLettered(ErrorCode::SinkFailed));
     assert_eq!(outcomes, expected);
     assert_eq!(rig.messages().await, (0, 1), "only the dead-letter queue holds it");
     let failed = rig.video(id).await;
@@ -253,8 +254,8 @@ async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lett
         async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
     })
     .await;
-    let mut expected = vec![Outcome::Retry("pipeline-stalled".into()); MAX_ATTEMPTS as usize - 1];
-    expected.push(Outcome::DeadLettered("pipeline-stalled".into()));
+    let mut expected = vec![Outcome::Retry(ErrorCode::PipelineStalled); MAX_ATTEMPTS as usize - 1];
+    expected.push(Outcome::DeadLettered(ErrorCode::PipelineStalled));
     assert_eq!(outcomes, expected);
     let video = rig.video(id).await;
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));

@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(rec.calls.lock().unwrap().as_slice(), &[(9000, 1000)], "a jump fetches only what it needs");
         *rec.fail_next.lock().unwrap() = true;
         let err = r.read_at(100, 10).await.unwrap_err();
-        assert_eq!(err.code(), "storage-unavailable");
+        assert_eq!(err.code(), crate::ErrorCode::StorageUnavailable);
         assert_eq!(&r.read_at(100, 10).await.unwrap()[..], &rec.data[100..110], "retried after the failure");
     }
 }

@@ -278,7 +278,7 @@ mod tests {
         ])
         .boxed();
         let err = s.put_stream(&key, failing).await.unwrap_err();
-        assert_eq!(err.code(), "upload-interrupted");
+        assert_eq!(err.code(), crate::ErrorCode::UploadInterrupted);
         assert!(!s.exists(&key).await.unwrap());
 
         // A body that never ends, and a put future dropped while it waits.

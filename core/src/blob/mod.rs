@@ -9,6 +9,7 @@ mod folder;
 mod presign;
 mod s3;
 
+use crate::ErrorCode;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,14 +96,14 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StorageError::NotFound(_) => "not-found",
-            StorageError::InvalidKey(_) => "invalid-key",
-            StorageError::Body(_) => "upload-interrupted",
-            StorageError::Unavailable(_) => "storage-unavailable",
-            StorageError::Rejected(_) => "storage-rejected",
-            StorageError::AlreadyExists(_) => "already-exists",
+            StorageError::NotFound(_) => ErrorCode::NotFound,
+            StorageError::InvalidKey(_) => ErrorCode::InvalidKey,
+            StorageError::Body(_) => ErrorCode::UploadInterrupted,
+            StorageError::Unavailable(_) => ErrorCode::StorageUnavailable,
+            StorageError::Rejected(_) => ErrorCode::StorageRejected,
+            StorageError::AlreadyExists(_) => ErrorCode::AlreadyExists,
         }
     }
 

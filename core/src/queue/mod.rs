@@ -7,6 +7,7 @@
 mod embedded;
 mod sqs;
 
+use crate::ErrorCode;
 use std::time::Duration;
 
 pub use embedded::EmbeddedQueue;
@@ -52,11 +53,11 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            QueueError::LeaseLost => "lease-lost",
-            QueueError::Unavailable(_) => "queue-unavailable",
-            QueueError::Other(_) => "queue-error",
+            QueueError::LeaseLost => ErrorCode::LeaseLost,
+            QueueError::Unavailable(_) => ErrorCode::QueueUnavailable,
+            QueueError::Other(_) => ErrorCode::QueueError,
         }
     }
 
