@@ -12,24 +12,18 @@ pub enum AudioMode {
     Strip,
 }
 
-fn default_volume() -> f64 {
-    1.0
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Audio {
     /// `keep` (default) or `strip` (the output has no audio stream).
-    #[serde(default)]
     pub mode: AudioMode,
     /// Resample to this rate, in Hz (8000 to 96000). Default: the input's rate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate_hz: Option<u32>,
     /// Mix to this many channels (1 or 2). Default: the input's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u32>,
     /// Gain as a factor (0 to 4). Default 1.
-    #[serde(default = "default_volume")]
     pub volume: f64,
 }
 
@@ -122,5 +116,11 @@ mod tests {
         pipeline.set_state(gst::State::Null).unwrap();
         assert_eq!(caps.get::<i32>("rate").unwrap(), 22050);
         assert_eq!(caps.get::<i32>("channels").unwrap(), 1);
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("channels = 1", Audio { channels: Some(1), ..Audio::default() });
+        assert_eq!(Audio::default().volume, 1.0);
     }
 }

@@ -4,38 +4,33 @@
 use anb_pipeline::{InputLimits, Problem, Role, SinkOptions, SourceOptions, Stage};
 use serde::{Deserialize, Serialize};
 
-fn default_block_size_kib() -> u32 {
-    SourceOptions::default().block_size_kib
-}
-fn default_read_ahead_blocks() -> u32 {
-    SourceOptions::default().read_ahead_blocks
-}
-fn default_cache_blocks() -> u32 {
-    SourceOptions::default().cache_blocks
-}
-fn default_part_size_mib() -> u32 {
-    SinkOptions::default().part_size_mib
-}
-
 /// Reading the input: ranged reads of `block_size_kib`, `cache_blocks` kept, `read_ahead_blocks`
 /// fetched ahead of sequential reads. Local files ignore what does not apply. `limits` (a
 /// `[stage.limits]` table) are the media limits every input is checked against before and while
 /// it is decoded; a pipeline without a `download` stage uses their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Download {
     /// Size of one ranged read, in KiB (64 to 16384). Default 1024.
-    #[serde(default = "default_block_size_kib")]
     pub block_size_kib: u32,
     /// Blocks fetched ahead while reads are sequential (0 to 16). Default 2.
-    #[serde(default = "default_read_ahead_blocks")]
     pub read_ahead_blocks: u32,
     /// Blocks kept in memory (1 to 64). Default 8.
-    #[serde(default = "default_cache_blocks")]
     pub cache_blocks: u32,
     /// Media limits (see `anb_media::InputLimits` for each field and its default).
-    #[serde(default)]
     pub limits: InputLimits,
+}
+
+impl Default for Download {
+    fn default() -> Self {
+        let source = SourceOptions::default();
+        Download {
+            block_size_kib: source.block_size_kib,
+            read_ahead_blocks: source.read_ahead_blocks,
+            cache_blocks: source.cache_blocks,
+            limits: InputLimits::default(),
+        }
+    }
 }
 
 impl Stage for Download {
@@ -83,11 +78,16 @@ impl Stage for Download {
 
 /// Writing the output: multipart parts of `part_size_mib` on object storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Upload {
     /// Multipart part size in MiB (5 to 512; S3's minimum is 5). Default 8.
-    #[serde(default = "default_part_size_mib")]
     pub part_size_mib: u32,
+}
+
+impl Default for Upload {
+    fn default() -> Self {
+        Upload { part_size_mib: SinkOptions::default().part_size_mib }
+    }
 }
 
 impl Stage for Upload {
@@ -155,5 +155,13 @@ mod tests {
             &[],
         );
         assert!(bad.unwrap_err().to_string().contains("limits.max_streams"));
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("cache_blocks = 4", Download { cache_blocks: 4, ..Download::default() });
+        assert_eq!(Download::default().block_size_kib, SourceOptions::default().block_size_kib);
+        assert_defaults_fill_in("part_size_mib = 16", Upload { part_size_mib: 16 });
+        assert_eq!(Upload::default().part_size_mib, SinkOptions::default().part_size_mib);
     }
 }

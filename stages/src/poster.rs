@@ -31,24 +31,15 @@ const EARLIEST: Duration = Duration::from_millis(500);
 /// Where the search ends when the video's length is not known in advance.
 const SEARCH_WITHOUT_LENGTH: Duration = Duration::from_secs(10);
 
-fn default_width() -> u32 {
-    DEFAULT_WIDTH
-}
-fn default_quality() -> u32 {
-    DEFAULT_QUALITY
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Poster {
     /// Width in pixels; the height keeps the picture's shape. Default 640.
-    #[serde(default = "default_width")]
     pub width: u32,
     /// Take the frame at this time (seconds of output) instead of the best in the first third.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub at_secs: Option<f64>,
     /// JPEG quality, 1 to 100. Default 85.
-    #[serde(default = "default_quality")]
     pub quality: u32,
 }
 
@@ -302,5 +293,11 @@ mod tests {
         buffer.get_mut().unwrap().set_pts(frame(3000));
         assert!(picker.offer(gst::Sample::builder().buffer(&buffer).build()), "chosen at once");
         assert!(picker.finish().is_some() && picker.finish().is_none(), "handed out once");
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("width = 320", Poster { width: 320, ..Poster::default() });
+        assert_eq!((Poster::default().width, Poster::default().quality), (DEFAULT_WIDTH, DEFAULT_QUALITY));
     }
 }

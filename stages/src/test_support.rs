@@ -73,3 +73,11 @@ fn gst_video_info(sample: &gst::Sample) -> (i32, i32) {
 pub fn is_black(p: [u8; 3]) -> bool {
     p.iter().all(|&c| c < 24)
 }
+
+/// An empty table reads as the type's `Default`, and each field given alone replaces only
+/// itself: the one `Default` is where every omitted option's value comes from.
+pub fn assert_defaults_fill_in<T: DeserializeOwned + Default + PartialEq + Debug>(one_field: &str, expected: T) {
+    assert_eq!(toml::from_str::<T>("").expect("an empty table"), T::default());
+    let read: T = toml::from_str(one_field).unwrap_or_else(|e| panic!("{one_field}\n{e}"));
+    assert_eq!(read, expected, "{one_field}");
+}

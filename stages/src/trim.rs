@@ -10,18 +10,12 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_MAX_DURATION_SECS: f64 = 30.0;
 
-fn default_max_duration_secs() -> f64 {
-    DEFAULT_MAX_DURATION_SECS
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Trim {
     /// Where the output starts in the input, in seconds. Default 0.
-    #[serde(default)]
     pub start_secs: f64,
     /// The longest output, in seconds. Default 30. Shorter inputs are kept whole.
-    #[serde(default = "default_max_duration_secs")]
     pub max_duration_secs: f64,
 }
 
@@ -54,7 +48,7 @@ impl Stage for Trim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_rejects_unknown_field, assert_round_trip};
+    use crate::test_support::{assert_defaults_fill_in, assert_rejects_unknown_field, assert_round_trip};
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
@@ -73,5 +67,11 @@ mod tests {
         let problems = Trim { start_secs: -1.0, max_duration_secs: 0.0 }.validate();
         let fields: Vec<_> = problems.iter().filter_map(|p| p.field.as_deref()).collect();
         assert_eq!(fields, ["start_secs", "max_duration_secs"]);
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("start_secs = 2.0", Trim { start_secs: 2.0, ..Trim::default() });
+        assert_eq!(Trim::default().max_duration_secs, DEFAULT_MAX_DURATION_SECS);
     }
 }

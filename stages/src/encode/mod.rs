@@ -19,64 +19,49 @@ pub const PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 pub const PROFILES: [&str; 3] = ["baseline", "main", "high"];
 pub const DEFAULT_PRESET: &str = "veryfast";
+pub const DEFAULT_PROFILE: &str = "high";
 pub const DEFAULT_CRF: u32 = 23;
 pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
 /// x264's own default GOP length (x264enc would otherwise pick 10 s worth of frames).
 const KEYINT_MAX_FRAMES: &str = "250";
 
-fn default_preset() -> String {
-    DEFAULT_PRESET.into()
-}
-fn default_profile() -> String {
-    "high".into()
-}
-fn default_audio_bitrate_kbps() -> u32 {
-    DEFAULT_AUDIO_BITRATE_KBPS
-}
-fn default_audio_passthrough() -> bool {
-    true
-}
 /// The AAC encoder. Its plugin (gst-libav) maps the whole libav stack when loaded.
 const AAC_ENCODER: &str = "avenc_aac";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Encode {
     /// x264 speed preset, `ultrafast` to `placebo`. Default `veryfast`.
-    #[serde(default = "default_preset")]
     pub preset: String,
     /// Constant quality, 0 (lossless) to 51; lower is better. Default 23 unless
     /// `video_bitrate_kbps` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub crf: Option<u32>,
     /// Average video bitrate in kbit/s, instead of `crf`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub video_bitrate_kbps: Option<u32>,
     /// H.264 profile: `baseline`, `main` or `high` (default).
-    #[serde(default = "default_profile")]
     pub profile: String,
     /// Encoder threads. Default: CPUs × 3 / 2 in integers, at least 1 (x264's own rule, applied
     /// to the CPUs the process may use rather than the host's): 1 on one CPU, where frame
     /// threads would only cost, 3 on two, so cores stay busy while threads wait.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
     /// AAC bitrate in kbit/s. Default 128.
-    #[serde(default = "default_audio_bitrate_kbps")]
     pub audio_bitrate_kbps: u32,
     /// Keep the input's sound as it is when it already fits the output (AAC-LC, at most two
     /// channels) and no stage changes it: no decoding, no re-encoding, no generation loss, and
     /// `audio_bitrate_kbps` does not apply. Default `true`.
-    #[serde(default = "default_audio_passthrough")]
     pub audio_passthrough: bool,
 }
 
 impl Default for Encode {
     fn default() -> Self {
         Encode {
-            preset: default_preset(),
+            preset: DEFAULT_PRESET.into(),
             crf: None,
             video_bitrate_kbps: None,
-            profile: default_profile(),
+            profile: DEFAULT_PROFILE.into(),
             threads: None,
             audio_bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
             audio_passthrough: true,
@@ -247,6 +232,14 @@ mod tests {
         assert_eq!(caps.get::<&str>("profile").unwrap(), "high");
         assert_eq!(caps.get::<&str>("chroma-format").unwrap(), "4:2:0");
         assert_eq!(frames, 10);
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("crf = 20", Encode { crf: Some(20), ..Encode::default() });
+        let encode = Encode::default();
+        assert_eq!((encode.preset.as_str(), encode.profile.as_str()), (DEFAULT_PRESET, DEFAULT_PROFILE));
+        assert!(encode.audio_passthrough);
     }
 }
 

@@ -17,16 +17,6 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_WIDTH: u32 = 1280;
 pub const DEFAULT_HEIGHT: u32 = 720;
 
-fn default_width() -> u32 {
-    DEFAULT_WIDTH
-}
-fn default_height() -> u32 {
-    DEFAULT_HEIGHT
-}
-fn default_true() -> bool {
-    true
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -71,23 +61,18 @@ impl Mode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Resize {
     /// Output width in pixels (even). Default 1280.
-    #[serde(default = "default_width")]
     pub width: u32,
     /// Output height in pixels (even). Default 720.
-    #[serde(default = "default_height")]
     pub height: u32,
     /// `fit` (default), `fill` or `stretch`.
-    #[serde(default)]
     pub mode: Mode,
     /// `bilinear`, `bicubic` (default) or `lanczos`.
-    #[serde(default)]
     pub method: ScaleMethod,
     /// Apply the input's rotation metadata (`image-orientation`) so phone clips come out upright.
     /// Default true.
-    #[serde(default = "default_true")]
     pub auto_rotate: bool,
 }
 
@@ -183,5 +168,11 @@ mod tests {
             video_through(&stage, "videotestsrc pattern=white num-buffers=2 ! video/x-raw,width=160,height=120");
         assert_eq!((frame.width, frame.height), (320, 180));
         assert!(!is_black(frame.pixel(5, 90)) && !is_black(frame.pixel(160, 5)), "no bars");
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("width = 640", Resize { width: 640, ..Resize::default() });
+        assert!(Resize::default().auto_rotate);
     }
 }

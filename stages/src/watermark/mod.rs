@@ -42,52 +42,56 @@ impl Position {
     }
 }
 
-fn default_content() -> String {
-    "ANB".into()
-}
-fn default_font() -> String {
-    "Sans Bold".into()
-}
-fn default_size() -> u32 {
-    28
-}
+pub const DEFAULT_TEXT: &str = "ANB";
+pub const DEFAULT_FONT: &str = "Sans Bold";
+pub const DEFAULT_FONT_SIZE: u32 = 28;
+pub const DEFAULT_MARGIN_PX: u32 = 24;
+pub const DEFAULT_OPACITY: f64 = 0.8;
+pub const DEFAULT_COLOR: &str = "#ffffff";
+pub const DEFAULT_SCALE: f64 = 1.0;
+
+// An image mark's `path` is required, so its other fields take their defaults one by one.
 fn default_margin_px() -> u32 {
-    24
+    DEFAULT_MARGIN_PX
 }
 fn default_opacity() -> f64 {
-    0.8
-}
-fn default_color() -> String {
-    "#ffffff".into()
+    DEFAULT_OPACITY
 }
 fn default_scale() -> f64 {
-    1.0
+    DEFAULT_SCALE
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TextMark {
     /// The text. Default `ANB`.
-    #[serde(default = "default_content")]
     pub content: String,
     /// Pango font family and style, e.g. `Sans Bold`. Default `Sans Bold`.
-    #[serde(default = "default_font")]
     pub font: String,
     /// Font size in points. Default 28.
-    #[serde(default = "default_size")]
     pub size: u32,
     /// `top-left`, `top-right`, `bottom-left`, `bottom-right` (default) or `center`.
-    #[serde(default)]
     pub position: Position,
     /// Distance from the frame's edges in pixels. Default 24.
-    #[serde(default = "default_margin_px")]
     pub margin_px: u32,
     /// 0 (invisible) to 1 (opaque). Default 0.8.
-    #[serde(default = "default_opacity")]
     pub opacity: f64,
     /// Colour as `#rrggbb`. Default white.
-    #[serde(default = "default_color")]
     pub color: String,
+}
+
+impl Default for TextMark {
+    fn default() -> Self {
+        TextMark {
+            content: DEFAULT_TEXT.into(),
+            font: DEFAULT_FONT.into(),
+            size: DEFAULT_FONT_SIZE,
+            position: Position::default(),
+            margin_px: DEFAULT_MARGIN_PX,
+            opacity: DEFAULT_OPACITY,
+            color: DEFAULT_COLOR.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,14 +114,14 @@ pub struct ImageMark {
     pub margin_px: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Watermark {
     /// A text mark.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<TextMark>,
     /// A PNG mark.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageMark>,
 }
 
@@ -289,7 +293,7 @@ mod tests {
     fn text_mark(position: Position) -> TextMark {
         TextMark {
             content: "ANB".into(),
-            font: default_font(),
+            font: DEFAULT_FONT.into(),
             size: 20,
             position,
             margin_px: 8,
@@ -449,5 +453,13 @@ mod tests {
                 "chroma plane {plane} within 3 levels of the mean of the full drawing: {max} ({differing} differ)"
             );
         }
+    }
+
+    #[test]
+    fn omitted_options_take_the_defaults() {
+        assert_defaults_fill_in("content = \"GO\"", TextMark { content: "GO".into(), ..TextMark::default() });
+        let text = TextMark::default();
+        assert_eq!((text.font.as_str(), text.size, text.opacity), (DEFAULT_FONT, DEFAULT_FONT_SIZE, DEFAULT_OPACITY));
+        assert_defaults_fill_in("text = {}", Watermark { text: Some(TextMark::default()), image: None });
     }
 }
