@@ -62,14 +62,11 @@ impl From<sqlx::Error> for StoreError {
         if let Some(db) = e.as_database_error() {
             match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    // The only unique constraints are the e-mail and the vote's primary key.
-                    let on_votes =
-                        db.constraint().is_some_and(|c| c.contains("votes")) || db.message().contains("votes");
-                    return StoreError::Conflict(if on_votes {
-                        Conflict::AlreadyVoted
-                    } else {
-                        Conflict::DuplicateEmail
-                    });
+                    match unique_constraint(db.constraint(), db.message()).as_deref() {
+                        Some(VOTES_KEY) => return StoreError::Conflict(Conflict::AlreadyVoted),
+                        Some(USERS_EMAIL_UNIQUE) => return StoreError::Conflict(Conflict::DuplicateEmail),
+                        _ => {} // a constraint this code does not know: a plain database error
+                    }
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::Conflict(Conflict::MissingReference),
                 // SQLite reports an `ON DELETE RESTRICT` refusal with an extended code (1811,
@@ -86,6 +83,27 @@ impl From<sqlx::Error> for StoreError {
             StoreError::Other(e.to_string())
         }
     }
+}
+
+/// The unique constraints of the schema, by the names the migrations give them (PostgreSQL
+/// names a primary key `{table}_pkey`).
+const VOTES_KEY: &str = "votes_pkey";
+const USERS_EMAIL_UNIQUE: &str = "users_email_unique";
+
+/// The name of the unique constraint a violation broke. PostgreSQL gives it; SQLite only
+/// writes it in its message: the index (`UNIQUE constraint failed: index 'users_email_unique'`),
+/// or for a primary key the table's columns (`UNIQUE constraint failed: votes.video_id, ...`),
+/// named here as PostgreSQL names it.
+fn unique_constraint(constraint: Option<&str>, message: &str) -> Option<String> {
+    if let Some(name) = constraint {
+        return Some(name.to_owned());
+    }
+    let failed = message.strip_prefix("UNIQUE constraint failed: ")?;
+    if let Some(index) = failed.strip_prefix("index '") {
+        return index.split('\'').next().map(str::to_owned);
+    }
+    let table = failed.split('.').next()?;
+    Some(format!("{table}_pkey"))
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -496,5 +514,22 @@ impl SqlStore {
         .execute(pool)
         .await?
         .rows_affected() == 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unique_constraint, USERS_EMAIL_UNIQUE, VOTES_KEY};
+
+    #[test]
+    fn a_unique_violation_is_known_by_its_constraints_name_on_both_databases() {
+        // PostgreSQL names the constraint.
+        assert_eq!(unique_constraint(Some("votes_pkey"), "duplicate key value").as_deref(), Some(VOTES_KEY));
+        // SQLite says it in its message: an index by name, a primary key by its columns.
+        let email = "UNIQUE constraint failed: index 'users_email_unique'";
+        assert_eq!(unique_constraint(None, email).as_deref(), Some(USERS_EMAIL_UNIQUE));
+        let vote = "UNIQUE constraint failed: votes.video_id, votes.user_id";
+        assert_eq!(unique_constraint(None, vote).as_deref(), Some(VOTES_KEY));
+        assert_eq!(unique_constraint(None, "database is locked"), None);
     }
 }
