@@ -38,6 +38,7 @@ bench: deps
 	benches/gen-inputs.sh & inputs=$$!; $(CARGO) bench --bench capacity --no-run; built=$$?; wait $$inputs && exit $$built
 	$(CARGO) bench --bench capacity
 	RUNS=1 benches/pipeline.sh
+	RUNS=3 benches/poster-cost.sh
 	benches/web-load.sh 5 3
 	benches/web-upload-rss.sh
 	RUNS=5 benches/e2e-latency.sh

@@ -10,16 +10,10 @@
 # absolute seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-5}
-ANB=${ANB:-target/release/anb}
-inputs=target/bench-inputs
-report=target/bench-report
-mkdir -p "$report"
-benches/gen-inputs.sh "$inputs"
+# shellcheck source=lib/media.sh
+source benches/lib/media.sh
 one="$inputs/clip-60s-1080p.mp4"
 ten="$inputs/clip-600s-1080p.mp4"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 # Runs a command; prints "wall_secs peak_rss_kib cpu_secs".
 measure() {
@@ -30,7 +24,6 @@ measure() {
   awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 anb_args=()
 [[ -n "${THREADS:-}" ]] && anb_args+=(--threads "$THREADS")

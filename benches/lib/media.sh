@@ -1,0 +1,15 @@
+# Shared by the benches that run `anb process` on the reference inputs (pipeline.sh,
+# poster-cost.sh). Source it from a script that has `set -euo pipefail` and runs from the
+# project root. Sets RUNS (default 5), ANB (the release binary), inputs, report and a scratch
+# folder `work` removed on exit, and makes sure the reference inputs exist.
+RUNS=${RUNS:-5}
+ANB=${ANB:-target/release/anb}
+inputs=target/bench-inputs
+report=target/bench-report
+mkdir -p "$report"
+benches/gen-inputs.sh "$inputs"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
