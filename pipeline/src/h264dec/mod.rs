@@ -24,6 +24,15 @@ use gst_video::subclass::prelude::*;
 
 pub const ELEMENT_NAME: &str = "anbh264dec";
 
+/// The element's own debug category (`GST_DEBUG=anbh264dec:5`).
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        ELEMENT_NAME,
+        gst::DebugColorFlags::empty(),
+        Some("H.264 decoding on libavcodec (anb-pipeline)"),
+    )
+});
+
 /// Register the element once per process, ranked above `avdec_h264` so decodebin picks it.
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
@@ -211,7 +220,7 @@ mod imp {
             // Pictures go out in libavcodec's own memory, described by a GstVideoMeta (video
             // filters and converters take it); an element that does not gets copies.
             let video_meta = query.find_allocation_meta::<gst_video::VideoMeta>().is_some();
-            gst::debug!(gst::CAT_DEFAULT, imp = self, "downstream takes GstVideoMeta: {video_meta}");
+            gst::debug!(super::CAT, imp = self, "downstream takes GstVideoMeta: {video_meta}");
             self.state.lock().unwrap().video_meta = video_meta;
             self.parent_decide_allocation(query)
         }
@@ -226,7 +235,7 @@ mod imp {
         fn end_of_stream(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
             let flushed = self.with_decoder(|d| d.send(&[], 0))?;
             if let Status::Error(code) = flushed {
-                gst::warning!(gst::CAT_DEFAULT, imp = self, "draining failed: {code}");
+                gst::warning!(super::CAT, imp = self, "draining failed: {code}");
             }
             self.push_decoded()?;
             // Ready for more input after a drain (libavcodec needs a flush after end of stream).
@@ -261,7 +270,7 @@ mod imp {
             let info = picture.info();
             let obj = self.obj();
             let Some(mut frame) = i32::try_from(info.pts).ok().and_then(|n| obj.frame(n)) else {
-                gst::warning!(gst::CAT_DEFAULT, imp = self, "a decoded picture matches no input frame");
+                gst::warning!(super::CAT, imp = self, "a decoded picture matches no input frame");
                 return Ok(());
             };
             if info.format < 0 {

@@ -25,6 +25,11 @@ use gst_video::subclass::prelude::*;
 
 pub const ELEMENT_NAME: &str = "anbx264enc";
 
+/// The element's own debug category (`GST_DEBUG=anbx264enc:5`).
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(ELEMENT_NAME, gst::DebugColorFlags::empty(), Some("H.264 encoding on libx264 (anb-stages)"))
+});
+
 /// Register the element with GStreamer (once per process).
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
@@ -268,7 +273,7 @@ mod imp {
             }
             // New picture format mid-stream: what the old encoder holds goes out first.
             if self.state.lock().unwrap().encoder.is_some() {
-                self.drain().map_err(|e| gst::loggable_error!(gst::CAT_DEFAULT, "draining before new caps: {e:?}"))?;
+                self.drain().map_err(|e| gst::loggable_error!(super::CAT, "draining before new caps: {e:?}"))?;
             }
             let mut encoder = Encoder::open(&settings).ok_or_else(|| {
                 gst::element_imp_error!(
@@ -282,7 +287,7 @@ mod imp {
                         settings.height
                     ]
                 );
-                gst::loggable_error!(gst::CAT_DEFAULT, "x264 refused the settings")
+                gst::loggable_error!(super::CAT, "x264 refused the settings")
             })?;
             let delayed = encoder.max_delayed_frames() as u64;
             {
@@ -298,8 +303,8 @@ mod imp {
                 .build();
             let obj = self.obj();
             let output =
-                obj.set_output_state(caps, Some(input)).map_err(|e| gst::loggable_error!(gst::CAT_DEFAULT, "{e:?}"))?;
-            obj.negotiate(output).map_err(|e| gst::loggable_error!(gst::CAT_DEFAULT, "negotiating: {e:?}"))?;
+                obj.set_output_state(caps, Some(input)).map_err(|e| gst::loggable_error!(super::CAT, "{e:?}"))?;
+            obj.negotiate(output).map_err(|e| gst::loggable_error!(super::CAT, "negotiating: {e:?}"))?;
             let fps = info.fps();
             let (numer, denom) = if fps.numer() > 0 { (fps.numer() as u64, fps.denom() as u64) } else { (25, 1) };
             let latency = gst::ClockTime::SECOND.mul_div_ceil(denom * delayed, numer).unwrap_or(gst::ClockTime::ZERO);
@@ -387,7 +392,7 @@ mod imp {
         fn push(&self, output: Output) -> Result<gst::FlowSuccess, gst::FlowError> {
             let obj = self.obj();
             let Some(mut frame) = i32::try_from(output.id).ok().and_then(|id| obj.frame(id)) else {
-                gst::warning!(gst::CAT_DEFAULT, imp = self, "an encoded picture matches no input frame");
+                gst::warning!(super::CAT, imp = self, "an encoded picture matches no input frame");
                 return Ok(gst::FlowSuccess::Ok);
             };
             frame.set_output_buffer(output.buffer);

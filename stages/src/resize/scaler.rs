@@ -20,6 +20,15 @@ use gst_video::subclass::prelude::*;
 
 pub const ELEMENT_NAME: &str = "anbscale";
 
+/// The element's own debug category (`GST_DEBUG=anbscale:5`).
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        ELEMENT_NAME,
+        gst::DebugColorFlags::empty(),
+        Some("I420 scaling on libswscale (anb-stages)"),
+    )
+});
+
 /// Register the element with GStreamer (once per process).
 pub fn register() -> Result<(), glib::BoolError> {
     static ONCE: Once = Once::new();
@@ -189,7 +198,7 @@ mod imp {
                 let orientation = tag.tag().get::<gst::tags::ImageOrientation>().map(|v| v.get().to_string());
                 if let (true, Some(orientation)) = (auto_rotate, orientation) {
                     let rotation = Rotation::from_tag(&orientation).unwrap_or_else(|| {
-                        gst::warning!(gst::CAT_DEFAULT, imp = self, "Ignoring image orientation {orientation}");
+                        gst::warning!(super::CAT, imp = self, "Ignoring image orientation {orientation}");
                         Rotation::None
                     });
                     self.state.lock().unwrap().rotation = rotation;

@@ -15,6 +15,11 @@ use gst_video::subclass::prelude::*;
 
 pub const ELEMENT_NAME: &str = "anbwatermark";
 
+/// The element's own debug category (`GST_DEBUG=anbwatermark:5`).
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(ELEMENT_NAME, gst::DebugColorFlags::empty(), Some("Text and PNG watermarks (anb-stages)"))
+});
+
 /// The planar 8-bit YUV formats blended directly; a `videoconvert` before the element brings
 /// anything else to one of them.
 const FORMATS: [gst_video::VideoFormat; 4] = [
@@ -115,8 +120,8 @@ mod imp {
         ) -> Result<(), gst::LoggableError> {
             let description = self.marks_description.lock().unwrap().clone();
             let (width, height) = (in_info.width(), in_info.height());
-            let canvas = marks::draw_canvas(&description, width, height)
-                .map_err(|e| gst::loggable_error!(gst::CAT_DEFAULT, "{e}"))?;
+            let canvas =
+                marks::draw_canvas(&description, width, height).map_err(|e| gst::loggable_error!(super::CAT, "{e}"))?;
             let colorimetry = in_info.colorimetry();
             // Unknown matrices: BT.709 for HD and larger, BT.601 below, as players assume.
             let (kr, kb) =
