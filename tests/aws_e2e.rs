@@ -142,16 +142,8 @@ impl Platform {
         let signup = json!({"email": "ana@example.com", "password1": "dunk-dunk-dunk", "password2": "dunk-dunk-dunk",
                             "first_name": "Ana", "last_name": "Ruiz", "city": "Cali", "country": "Colombia"});
         assert_eq!(self.http.post(self.url("/api/auth/signup")).json(&signup).send().await.unwrap().status(), 201);
-        let login: Value = self
-            .http
-            .post(self.url("/api/auth/login"))
-            .json(&json!({"email": "ana@example.com", "password": "dunk-dunk-dunk"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let credentials = json!({"email": "ana@example.com", "password": "dunk-dunk-dunk"});
+        let login = json_of(self.http.post(self.url("/api/auth/login")).json(&credentials)).await;
         login["access_token"].as_str().unwrap().to_string()
     }
 

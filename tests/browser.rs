@@ -171,15 +171,8 @@ async fn screenshot(client: &Client, name: &str) {
 /// Chromium's console: what the page logged, CSP violations and script errors included.
 async fn console(driver: &Driver, client: &Client) -> Vec<String> {
     let session = client.session_id().await.unwrap().unwrap();
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/session/{session}/se/log", driver.url))
-        .json(&json!({"type": "browser"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = format!("{}/session/{session}/se/log", driver.url);
+    let answer = json_of(reqwest::Client::new().post(log).json(&json!({"type": "browser"}))).await;
     let entries = answer["value"].as_array().unwrap_or_else(|| panic!("chromedriver's log: {answer}"));
     entries.iter().map(|e| format!("{} {}", e["level"], e["message"])).collect()
 }

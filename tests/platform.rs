@@ -48,15 +48,7 @@ async fn anb_serve_takes_a_clip_from_upload_to_ranking() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let detail = loop {
-        let detail: Value = http
-            .get(url(&format!("/api/videos/{video_id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail = json_of(http.get(url(&format!("/api/videos/{video_id}"))).bearer_auth(&token)).await;
         match detail["status"].as_str() {
             Some("completed") => break detail,
             Some("failed") => panic!("processing failed: {detail}"),

@@ -10,6 +10,12 @@ use serde_json::Value;
 
 pub mod serve;
 
+/// Send a request and read its JSON answer (panics on a transport error or a body that is not
+/// JSON: the tests using it expect an answer).
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// A loopback port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
