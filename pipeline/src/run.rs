@@ -383,6 +383,14 @@ fn classify(err: &gst::message::Error, shared: &Shared) -> PipelineError {
             Decode | Demux | Format | Decrypt | DecryptNokey => {
                 (ErrorCode::InvalidInput, format!("the file is damaged or truncated: {error}"))
             }
+            // A streaming failure ("Internal data stream error") before any video stream left
+            // the demuxer: the demuxer failed on the data. Its own, more precise error may be
+            // lost, since decodebin drops what an element posts while it is being plugged in
+            // (see `Shared::demuxer_gave_up`); a failed read of the input would have been
+            // recorded by the source and returned above.
+            Failed if !shared.video_linked.load(std::sync::atomic::Ordering::SeqCst) => {
+                (ErrorCode::InvalidInput, "the file is damaged: no stream could be read from it".to_owned())
+            }
             _ => (ErrorCode::Internal, error.to_string()),
         }
     } else if let Some(gst::CoreError::MissingPlugin) = error.kind::<gst::CoreError>() {
