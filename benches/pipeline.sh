@@ -15,14 +15,6 @@ source benches/lib/media.sh
 one="$inputs/clip-60s-1080p.mp4"
 ten="$inputs/clip-600s-1080p.mp4"
 
-# Runs a command; prints "wall_secs peak_rss_kib cpu_secs".
-measure() {
-  if ! /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"; then
-    cat "$work/stderr" >&2
-    return 1
-  fi
-  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time"
-}
 
 
 anb_args=()

@@ -26,20 +26,16 @@ assert len(kept) == len(blocks) - 1, "the showcase pipeline has one poster stage
 open(sys.argv[2], "w").write("".join(kept))
 PY
 
-# Prints "wall_secs peak_rss_kib cpu_secs".
-measure() {
-  /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$ANB" process "$input" "$work/out.mp4" --pipeline "$1" >/dev/null 2>"$work/stderr" \
-    || { cat "$work/stderr" >&2; return 1; }
-  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time"
-}
+# One run of the reference input through a pipeline file.
+run() { measure "$ANB" process "$input" "$work/out.mp4" --pipeline "$1"; }
 
 : >"$work/with"; : >"$work/without"; : >"$work/with_rss"; : >"$work/without_rss"
 : >"$work/with_cpu"; : >"$work/without_cpu"; : >"$work/wall_ratio"; : >"$work/cpu_ratio"
 for i in $(seq "$RUNS"); do
-  read -r w wrss wcpu < <(measure pipeline.toml)
+  read -r w wrss wcpu < <(run pipeline.toml)
   test -s "$work/out.poster.jpg" || { echo "the showcase pipeline wrote no poster" >&2; exit 1; }
   rm -f "$work/out.poster.jpg"
-  read -r n nrss ncpu < <(measure "$work/no-poster.toml")
+  read -r n nrss ncpu < <(run "$work/no-poster.toml")
   test ! -e "$work/out.poster.jpg" || { echo "the pipeline without the stage wrote a poster" >&2; exit 1; }
   echo "$w" >>"$work/with"; echo "$wrss" >>"$work/with_rss"; echo "$n" >>"$work/without"; echo "$nrss" >>"$work/without_rss"
   echo "$wcpu" >>"$work/with_cpu"; echo "$ncpu" >>"$work/without_cpu"

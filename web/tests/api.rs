@@ -780,6 +780,15 @@ async fn own_reads_show_own_writes_at_once_and_others_changes_soon(db: Db) {
     assert_eq!(ids(&app.get("/api/videos", Some(&ana)).await.1), vec![first.clone()]);
     assert_eq!(app.get(&format!("/api/videos/{direct}"), Some(&ana)).await.0, 404);
     assert_eq!(app.get("/api/videos/not-a-uuid", Some(&ana)).await.0, 404);
+    // Every route with a video id answers a malformed one with 404, before touching anything.
+    assert_eq!(app.delete("/api/videos/not-a-uuid", &ana).await, (404, json!({"detail": "Video not found"})));
+    for path in ["/api/videos/not-a-uuid/complete", "/api/public/videos/not-a-uuid/vote"] {
+        assert_eq!(
+            app.post_json(path, &json!({}), Some(&ana)).await,
+            (404, json!({"detail": "Video not found"})),
+            "{path}"
+        );
+    }
 }
 
 async fn the_page_is_served_from_the_binary_under_a_policy_of_its_own(db: Db) {

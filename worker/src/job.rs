@@ -90,6 +90,12 @@ impl Outcome {
     }
 }
 
+/// The last code a video's attempts recorded, if any. None, or a code this version does not
+/// know, reads as the attempts having died without a word.
+fn last_code(stored: Option<&str>) -> ErrorCode {
+    stored.and_then(|c| c.parse().ok()).unwrap_or(ErrorCode::WorkerLost)
+}
+
 /// Backoff before a transient failure's retry: the base, doubled per attempt, at most 5 minutes.
 fn retry_delay(base: Duration, attempt: u32) -> Duration {
     (base * (1u32 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(300))
@@ -172,9 +178,7 @@ async fn run(ctx: &JobContext, message: Received, video_id: Uuid, queued_secs: f
     if used > ctx.options.max_attempts as i32 {
         // The budget's attempts all started and none recorded an end: they died with their
         // worker (which a file built to exhaust memory does every time). Stop here.
-        // The last code the attempts recorded, if any (a code this version does not know reads
-        // as the attempts having died).
-        let code = video.error_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(ErrorCode::WorkerLost);
+        let code = last_code(video.error_code.as_deref());
         let failure = Failure::transient(code, format!("{} attempts started and none finished", used - 1));
         return give_up(ctx, &message, video_id, attempt, failure).await;
     }
@@ -427,4 +431,16 @@ fn truncate(s: &str, max: usize) -> String {
 /// Whether a queue error means the lease is gone.
 pub fn lease_lost(e: &QueueError) -> bool {
     matches!(e, QueueError::LeaseLost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{last_code, ErrorCode};
+
+    #[test]
+    fn a_stored_code_reads_back_and_an_unknown_one_as_worker_lost() {
+        assert_eq!(last_code(Some("sink-failed")), ErrorCode::SinkFailed);
+        assert_eq!(last_code(Some("a-code-from-a-newer-version")), ErrorCode::WorkerLost);
+        assert_eq!(last_code(None), ErrorCode::WorkerLost);
+    }
 }
