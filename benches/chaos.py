@@ -36,20 +36,8 @@ VISIBILITY = 20
 HOST = "127.0.0.1"
 rng = random.Random(SEED)
 CLIENT_FAULT_CODES = {"invalid-input", "unsupported-input"}
-PIPELINE = """
-[[stage]]
-type = "trim"
-max_duration_secs = 3
-
-[[stage]]
-type = "resize"
-width = 320
-height = 180
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"""
+# The end-to-end tests' quick pipeline: 3 s at 320x180, watermark, poster, ultrafast.
+PIPELINE = open(os.path.join(os.path.dirname(__file__), "..", "tests", "pipelines", "quick.toml")).read()
 
 
 def log(message):

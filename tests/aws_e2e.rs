@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -243,12 +243,18 @@ async fn an_upload_becomes_the_showcase_output_and_a_duplicate_message_changes_n
 /// A pipeline whose job is still running seconds after it starts.
 const SLOW: &str = include_str!("pipelines/slow.toml");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once() {
+/// A folder with a 60 s input and the slow pipeline: a job still running seconds after it starts.
+fn slow_job() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.mp4");
     generate(&input, &Clip { secs: 60, width: 320, height: 240, ..Clip::default() });
     let pipeline = pipeline_file(dir.path(), "slow.toml", SLOW);
+    (dir, input, pipeline)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once() {
+    let (_dir, input, pipeline) = slow_job();
     let mut platform = Platform::start(&pipeline, 4).await;
     let first = platform.spawn("worker");
     let id = platform.upload(&input).await;
@@ -289,10 +295,7 @@ async fn a_corrupt_upload_fails_once_with_invalid_input_and_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_job_hands_the_message_back_at_once_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.mp4");
-    generate(&input, &Clip { secs: 60, width: 320, height: 240, ..Clip::default() });
-    let pipeline = pipeline_file(dir.path(), "slow.toml", SLOW);
+    let (_dir, input, pipeline) = slow_job();
     // A one-second grace for a job that needs far longer; a 60 s lease that must not be waited for.
     let mut platform = Platform::start_with(&pipeline, 60, None, &[("ANB_SHUTDOWN_GRACE_SECS", "1")]).await;
     let first = platform.spawn("worker");

@@ -128,6 +128,18 @@ async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
 }
 
+/// Wait until the text of the element `css` contains `text`.
+async fn until_text(client: &Client, css: &str, text: &str, within: Duration) {
+    until(client, &format!("document.querySelector({css:?}).textContent.includes({text:?})"), within).await;
+}
+
+/// Press Delete on the card `card`, confirm, and wait for the notice to contain `notice`.
+async fn delete_and_read(client: &Client, card: &str, notice: &str) {
+    click(client, &format!("{card} .danger")).await;
+    client.accept_alert().await.unwrap();
+    until_text(client, "#notice", notice, Duration::from_secs(10)).await;
+}
+
 async fn sign_up(client: &Client, base: &str, email: &str, first: &str, last: &str, city: &str) {
     client.goto(&format!("{base}/#/signup")).await.unwrap();
     until(client, "!document.getElementById('view-signup').hidden", Duration::from_secs(10)).await;
@@ -211,16 +223,10 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     sign_up(&ana, base, "ana@example.com", "Ana", "Ruiz", "Cali").await;
     assert_eq!(unlabelled(&ana).await, json!([]), "my videos");
     // The limits come from the API and are shown beside the file field.
-    until(&ana, "document.getElementById('upload-file-hint').textContent.includes('at most')", Duration::from_secs(10))
-        .await;
+    until_text(&ana, "#upload-file-hint", "at most", Duration::from_secs(10)).await;
     // A form sent without its file says what is missing.
     click(&ana, "#upload-submit").await;
-    until(
-        &ana,
-        "document.querySelector('#upload-form .form-error').textContent.includes('Choose a video file')",
-        Duration::from_secs(5),
-    )
-    .await;
+    until_text(&ana, "#upload-form .form-error", "Choose a video file", Duration::from_secs(5)).await;
 
     let size = std::fs::metadata(&input).unwrap().len();
     throttle(&driver, &ana, size / UPLOAD_SECONDS).await;
@@ -259,12 +265,7 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     assert_eq!(until(&ana, poster, Duration::from_secs(10)).await, 160, "the poster, at the pipeline's width");
     // One's own video cannot be voted for, and the page says why.
     click(&ana, "#gallery .card .vote").await;
-    until(
-        &ana,
-        "document.getElementById('notice').textContent.includes('cannot vote for your own video')",
-        Duration::from_secs(10),
-    )
-    .await;
+    until_text(&ana, "#notice", "cannot vote for your own video", Duration::from_secs(10)).await;
     screenshot(&ana, "gallery-desktop.png").await;
 
     // The second person signs up, plays the clip and votes.
@@ -287,8 +288,7 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     leo.goto(&format!("{base}/#/")).await.unwrap();
     until(&leo, "document.querySelector('#gallery .card .vote')", Duration::from_secs(10)).await;
     click(&leo, "#gallery .card .vote").await;
-    until(&leo, "document.getElementById('notice').textContent.includes('already voted')", Duration::from_secs(10))
-        .await;
+    until_text(&leo, "#notice", "already voted", Duration::from_secs(10)).await;
 
     // Signing out and in again; a wrong password is refused in the API's words.
     click(&leo, "#signout").await;
@@ -357,23 +357,9 @@ async fn two_players_use_the_page_from_sign_up_to_rankings() {
     ana.find(Locator::Id("upload-file")).await.unwrap().send_keys(input.to_str().unwrap()).await.unwrap();
     click(&ana, "#upload-submit").await;
     until(&ana, "document.querySelectorAll('#mine [data-video]').length === 2", Duration::from_secs(30)).await;
-    click(&ana, "#mine [data-video]:first-child .danger").await;
-    ana.accept_alert().await.unwrap();
-    until(
-        &ana,
-        "document.getElementById('notice').textContent.includes('“Warm-up” is deleted')",
-        Duration::from_secs(10),
-    )
-    .await;
+    delete_and_read(&ana, "#mine [data-video]:first-child", "“Warm-up” is deleted").await;
     until(&ana, "document.querySelectorAll('#mine [data-video]').length === 1", Duration::from_secs(10)).await;
-    click(&ana, "#mine [data-video] .danger").await;
-    ana.accept_alert().await.unwrap();
-    until(
-        &ana,
-        "document.getElementById('notice').textContent.includes('with votes cannot be deleted')",
-        Duration::from_secs(10),
-    )
-    .await;
+    delete_and_read(&ana, "#mine [data-video]", "with votes cannot be deleted").await;
     assert_eq!(
         until(&ana, "document.querySelector('#mine h3').textContent", Duration::from_secs(1)).await,
         "Game winner"

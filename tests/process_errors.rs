@@ -137,22 +137,7 @@ fn unknown_video_codec_is_unsupported_input() {
 #[test]
 fn a_pipeline_file_with_three_mistakes_reports_all_three() {
     let dir = tempfile::tempdir().unwrap();
-    let file = pipeline_file(
-        dir.path(),
-        "broken.toml",
-        r#"
-[[stage]]
-type = "resize"
-widht = 1280
-
-[[stage]]
-type = "encode"
-crf = 60
-
-[[stage]]
-type = "sharpen"
-"#,
-    );
+    let file = repo_root().join("tests/pipelines/invalid/three-mistakes.toml");
     let (exit, stdout, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
     assert_eq!(exit, 2, "{stdout}{stderr}");
     assert!(stderr.contains("3 problems"), "{stderr}");
@@ -167,25 +152,7 @@ type = "sharpen"
 
 #[test]
 fn impossible_orders_and_unknown_elements_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = pipeline_file(
-        dir.path(),
-        "order.toml",
-        r#"
-[[stage]]
-type = "encode"
-
-[[stage]]
-type = "resize"
-
-[[stage]]
-type = "encode"
-
-[[stage]]
-type = "gst"
-video = "nosuchelement ! identity"
-"#,
-    );
+    let file = repo_root().join("tests/pipelines/invalid/impossible-order.toml");
     let (exit, _, stderr) = anb(&["pipeline", "check", file.to_str().unwrap()], &[]);
     assert_eq!(exit, 2);
     assert!(stderr.contains("stage 1 (`resize`): comes after the encode stage"), "{stderr}");

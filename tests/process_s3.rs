@@ -49,28 +49,7 @@ impl Bucket {
     }
 }
 
-const SHORT_PIPELINE: &str = r#"
-[[stage]]
-type = "download"
-block_size_kib = 256
-
-[[stage]]
-type = "trim"
-max_duration_secs = 6
-
-[[stage]]
-type = "resize"
-width = 320
-height = 180
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-
-[[stage]]
-type = "upload"
-part_size_mib = 5
-"#;
+const SHORT_PIPELINE: &str = include_str!("pipelines/ranged-s3.toml");
 
 #[test]
 fn s3_in_s3_out_reads_only_what_the_output_needs() {

@@ -31,7 +31,7 @@ pub enum ConnectError {
     #[error("ANB_DATABASE_URL: migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("ANB_QUEUE_URL: {0}")]
-    Queue(crate::queue::QueueError),
+    Queue(#[source] crate::queue::QueueError),
     #[error("{0}")]
     Settings(String),
 }

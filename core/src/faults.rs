@@ -69,14 +69,14 @@ impl Faults {
 
     fn store_check(&self, method: &'static str) -> StoreResult<()> {
         match self.take(method) {
-            Some(_) => Err(StoreError::Unavailable(format!("injected fault in `{method}`"))),
+            Some(_) => Err(StoreError::Unavailable(format!("injected fault in `{method}`").into())),
             None => Ok(()),
         }
     }
 
     fn queue_check(&self, method: &'static str) -> Result<(), QueueError> {
         match self.take(method) {
-            Some(Fault::Unavailable) => Err(QueueError::Unavailable(format!("injected fault in `{method}`"))),
+            Some(Fault::Unavailable) => Err(QueueError::Unavailable(format!("injected fault in `{method}`").into())),
             Some(Fault::LeaseLost) => Err(QueueError::LeaseLost),
             None => Ok(()),
         }

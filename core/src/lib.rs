@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod backends;
 pub mod blob;
+pub mod cause;
 pub mod db;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
@@ -23,4 +24,5 @@ pub mod store;
 pub mod testing;
 
 pub use anb_codes::ErrorCode;
+pub use cause::Cause;
 pub use settings::{QueueUrl, Settings, SettingsError, StorageUrl};

@@ -5,7 +5,7 @@
 //! write of a processing attempt carries the attempt number as a fencing token: a late or
 //! duplicate writer finds no row to update instead of moving a video backwards.
 
-use crate::ErrorCode;
+use crate::{Cause, ErrorCode};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -37,9 +37,9 @@ pub enum StoreError {
     NotFound,
     /// The database cannot be reached or is overloaded: retry later.
     #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("database error: {0}")]
-    Other(String),
+    Other(#[source] Cause),
 }
 
 impl StoreError {
@@ -78,9 +78,9 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         if is_transient(&e) {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(Cause::of(e))
         } else {
-            StoreError::Other(e.to_string())
+            StoreError::Other(Cause::of(e))
         }
     }
 }

@@ -129,3 +129,47 @@ pub fn register_once(
     once.call_once(|| result = gst::Element::register(None, name, rank, element_type()));
     result
 }
+
+/// A pipeline set to `Playing` that goes back to `Null` when dropped, on every path out
+/// (an error, an early return, a failed assertion in a test), so no streaming thread outlives
+/// its owner. Derefs to the pipeline. (The job runner has its own teardown, bounded in time.)
+pub struct Playing(gst::Pipeline);
+
+impl Playing {
+    /// Set `pipeline` playing; on failure it is already back to `Null` when this returns.
+    pub fn start(pipeline: gst::Pipeline) -> Result<Self, gst::StateChangeError> {
+        let playing = Playing(pipeline);
+        playing.0.set_state(gst::State::Playing)?;
+        Ok(playing)
+    }
+}
+
+impl std::ops::Deref for Playing {
+    type Target = gst::Pipeline;
+    fn deref(&self) -> &gst::Pipeline {
+        &self.0
+    }
+}
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.set_state(gst::State::Null) {
+            tracing::warn!("a pipeline did not go back to Null: {e}");
+        }
+    }
+}
+
+/// The two pad templates of a one-in, one-out element: `sink` and `src`, always present.
+pub fn sink_and_src_templates(sink: &gst::Caps, src: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [("sink", gst::PadDirection::Sink, sink), ("src", gst::PadDirection::Src, src)]
+        .into_iter()
+        .map(|(name, direction, caps)| {
+            gst::PadTemplate::new(name, direction, gst::PadPresence::Always, caps).expect("a valid pad template")
+        })
+        .collect()
+}
+
+/// An element's metadata, with ANB Video as its author.
+pub fn metadata(long_name: &str, classification: &str, description: &str) -> gst::subclass::ElementMetadata {
+    gst::subclass::ElementMetadata::new(long_name, classification, description, "ANB Video")
+}

@@ -124,7 +124,9 @@ pub(crate) fn run_blocking(
     let started = Instant::now();
     let input_size = source.size();
     if input_size == 0 {
-        let _ = sink.abort();
+        if let Err(e) = sink.abort() {
+            tracing::warn!(error = %e, "Could not discard an output never written");
+        }
         return Err(PipelineError::new(ErrorCode::InvalidInput, "the file is empty"));
     }
     let expected_window = plan.window();

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anb_pipeline::elements::{capsfilter, make, make_with, require};
+use anb_pipeline::elements::{capsfilter, make, make_with, require, Playing};
 use anb_pipeline::{Artifact, BuildContext, ErrorCode, PipelineError, Problem, Stage};
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -236,13 +236,11 @@ fn encode_jpeg(sample: &gst::Sample, quality: u32) -> Result<Vec<u8>, PipelineEr
     let sink = gst_app::AppSink::builder().sync(false).build();
     pipeline.add_many([src.upcast_ref(), &jpeg, sink.upcast_ref()]).map_err(|e| failed(e.to_string()))?;
     gst::Element::link_many([src.upcast_ref(), &jpeg, sink.upcast_ref()]).map_err(|e| failed(e.to_string()))?;
-    pipeline.set_state(gst::State::Playing).map_err(|e| failed(e.to_string()))?;
-    let pushed = src.push_buffer(buffer).map_err(|e| failed(e.to_string())).and_then(|_| {
-        src.end_of_stream().map_err(|e| failed(e.to_string()))?;
-        sink.try_pull_sample(gst::ClockTime::from_seconds(10)).ok_or_else(|| failed("jpegenc gave nothing".into()))
-    });
-    let _ = pipeline.set_state(gst::State::Null);
-    let encoded = pushed?;
+    let _playing = Playing::start(pipeline).map_err(|e| failed(e.to_string()))?;
+    src.push_buffer(buffer).map_err(|e| failed(e.to_string()))?;
+    src.end_of_stream().map_err(|e| failed(e.to_string()))?;
+    let encoded =
+        sink.try_pull_sample(gst::ClockTime::from_seconds(10)).ok_or_else(|| failed("jpegenc gave nothing".into()))?;
     let map =
         encoded.buffer().ok_or_else(|| failed("empty".into()))?.map_readable().map_err(|e| failed(e.to_string()))?;
     Ok(map.to_vec())

@@ -2,6 +2,8 @@
 
 use std::fmt::Debug;
 
+use anb_pipeline::elements::capsfilter;
+pub use anb_pipeline::elements::Playing;
 use anb_pipeline::{BuildContext, Stage};
 use gst::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -32,29 +34,29 @@ impl Frame {
     }
 }
 
-/// Run `source ! <stage's video elements> ! videoconvert ! RGB ! appsink` and return the last
-/// frame. `source` is gst-launch text ending in raw video caps.
-pub fn video_through(stage: &dyn Stage, source: &str) -> Frame {
+/// Every sample out of `source ! <elements> ! appsink`, run to the end. `source` is gst-launch
+/// text ending in raw caps; create the elements after `gst::init()`.
+pub fn samples_through(source: &str, elements: Vec<gst::Element>) -> Vec<gst::Sample> {
     gst::init().unwrap();
     let pipeline = gst::Pipeline::new();
     let src = gst::parse::bin_from_description(&format!("{source} ! identity"), true).expect("source parses");
+    let sink = gst_app::AppSink::builder().sync(false).build();
     let mut chain: Vec<gst::Element> = vec![src.upcast()];
-    chain.extend(stage.video(&BuildContext::with_threads(1)).expect("stage builds"));
-    chain.push(gst::ElementFactory::make("videoconvert").build().unwrap());
-    let appsink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())
-        .sync(false)
-        .build();
-    chain.push(appsink.clone().upcast());
+    chain.extend(elements);
+    chain.push(sink.clone().upcast());
     pipeline.add_many(&chain).unwrap();
-    gst::Element::link_many(&chain).expect("stage links");
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut last = None;
-    while let Ok(sample) = appsink.pull_sample() {
-        last = Some(sample);
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    let sample = last.expect("the stage produced frames");
+    gst::Element::link_many(&chain).expect("the elements link");
+    let _playing = Playing::start(pipeline).unwrap();
+    std::iter::from_fn(|| sink.pull_sample().ok()).collect()
+}
+
+/// The last frame out of `source ! <stage's video elements>`, as packed RGB.
+pub fn video_through(stage: &dyn Stage, source: &str) -> Frame {
+    gst::init().unwrap();
+    let mut elements = stage.video(&BuildContext::with_threads(1)).expect("stage builds");
+    elements.push(gst::ElementFactory::make("videoconvert").build().unwrap());
+    elements.push(capsfilter("video/x-raw,format=RGB").unwrap());
+    let sample = samples_through(source, elements).pop().expect("the stage produced frames");
     let info = gst_video_info(&sample);
     let buffer = sample.buffer().unwrap().map_readable().unwrap();
     let stride = buffer.len() / info.1 as usize;

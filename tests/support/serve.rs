@@ -18,28 +18,7 @@ impl Drop for Serve {
 }
 
 /// A pipeline quick enough for a debug build: 3 s at 320x180, watermark, poster, ultrafast.
-pub const QUICK_PIPELINE: &str = r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 3
-
-[[stage]]
-type = "resize"
-width = 320
-height = 180
-
-[[stage]]
-type = "watermark"
-text = { content = "ANB" }
-
-[[stage]]
-type = "poster"
-width = 160
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
+pub const QUICK_PIPELINE: &str = include_str!("../pipelines/quick.toml");
 
 /// Start `anb serve` in `dir` (its data/ goes there) with one job at a time.
 pub fn start(dir: &Path, pipeline: &Path) -> Serve {

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Lines, MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PLACE_CHARS};
 use crate::json::ApiJson;
 use crate::passwords::{normalize, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use crate::responses::{BodyOver64KiB, Busy};
 use crate::throttle::ClientAddr;
 use crate::AppState;
 use axum::routing::post;
@@ -166,10 +167,10 @@ fn valid_email(email: &str) -> bool {
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, description = "Created", body = UserResponse),
     (status = 400, description = "E-mail taken or passwords differ", body = crate::error::Detail),
-    (status = 413, description = "A body over 64 KiB", body = crate::error::Detail),
+    BodyOver64KiB,
     (status = 422, description = "Invalid fields (each named, with its limit)", body = crate::error::ValidationDetail),
     (status = 429, description = "Too many sign-ups from this address (see Retry-After)", body = crate::error::Detail),
-    (status = 503, description = "Busy; retry after Retry-After", body = crate::error::Detail),
+    Busy,
 ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -264,9 +265,9 @@ pub struct TokenResponse {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "A token", body = TokenResponse),
     (status = 401, description = "Wrong e-mail or password", body = crate::error::Detail),
-    (status = 413, description = "A body over 64 KiB", body = crate::error::Detail),
+    BodyOver64KiB,
     (status = 429, description = "Too many attempts from this address, or too many failures for this account (see Retry-After)", body = crate::error::Detail),
-    (status = 503, description = "Busy; retry after Retry-After", body = crate::error::Detail),
+    Busy,
 ))]
 pub async fn login(
     State(state): State<AppState>,

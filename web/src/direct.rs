@@ -21,6 +21,7 @@ use anb_core::model::{NewVideo, VideoStatus};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::responses::{NoSuchVideo, NotYours, OverUploadLimit, Unauthorized};
 use crate::shared::{enqueue, forget_own, owned, rfc3339, too_large, UploadResponse, VideoDetails, VideoId};
 use crate::sniff::{video_container, SNIFF_LEN};
 use crate::AppState;
@@ -80,8 +81,8 @@ pub struct CompleteResponse {
 #[utoipa::path(post, path = "/api/videos/uploads", tag = "videos", security(("bearer" = [])),
     request_body = DirectUploadRequest, responses(
     (status = 201, description = "PUT the file to upload_url, then POST complete_url", body = DirectUploadResponse),
-    (status = 401, description = "No or bad token", body = crate::error::Detail),
-    (status = 413, description = "Larger than ANB_MAX_UPLOAD_BYTES", body = crate::error::Detail),
+    Unauthorized,
+    OverUploadLimit,
     (status = 422, description = "Missing or invalid fields", body = crate::error::ValidationDetail),
 ))]
 pub async fn start(
@@ -135,9 +136,9 @@ pub async fn start(
     params(("id" = Uuid, Path, description = "The video")), responses(
     (status = 200, description = "Checked and queued", body = CompleteResponse),
     (status = 400, description = "No file uploaded yet, or not a video (the upload URL may be used again)", body = crate::error::Detail),
-    (status = 403, description = "Someone else's video", body = crate::error::Detail),
-    (status = 404, description = "No such video", body = crate::error::Detail),
-    (status = 413, description = "Larger than ANB_MAX_UPLOAD_BYTES", body = crate::error::Detail),
+    NotYours,
+    NoSuchVideo,
+    OverUploadLimit,
 ))]
 pub async fn complete(
     State(state): State<AppState>,

@@ -138,13 +138,18 @@ impl ApiError {
     }
 }
 
+/// A backend's failure: 503 (retry after a while) when it is transient, else 500.
+fn backend_failure(e: &dyn std::fmt::Display, retryable: bool) -> ApiError {
+    if retryable {
+        ApiError::Unavailable(e.to_string())
+    } else {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
-            ApiError::Unavailable(e.to_string())
-        } else {
-            ApiError::Internal(e.to_string())
-        }
+        backend_failure(&e, e.is_retryable())
     }
 }
 
@@ -153,19 +158,14 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::NotFound(key) => ApiError::not_found(format!("No object {key}")),
             StorageError::AlreadyExists(key) => ApiError::Client(StatusCode::CONFLICT, format!("{key} exists already")),
-            e if e.is_retryable() => ApiError::Unavailable(e.to_string()),
-            e => ApiError::Internal(e.to_string()),
+            e => backend_failure(&e, e.is_retryable()),
         }
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
-        if e.is_retryable() {
-            ApiError::Unavailable(e.to_string())
-        } else {
-            ApiError::Internal(e.to_string())
-        }
+        backend_failure(&e, e.is_retryable())
     }
 }
 

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use anb_core::blob::BlobKey;
 
 use crate::error::{ApiError, ApiResult};
+use crate::responses::BadLink;
 use crate::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -35,7 +36,7 @@ const CHUNK: u64 = 256 * 1024;
 ), responses(
     (status = 200, description = "The file"),
     (status = 206, description = "The requested range"),
-    (status = 403, description = "Bad or expired link", body = crate::error::Detail),
+    BadLink,
     (status = 416, description = "Range not satisfiable"),
 ))]
 pub async fn download(
@@ -109,7 +110,7 @@ fn content_disposition(key: &BlobKey) -> String {
 ), responses(
     (status = 200, description = "Stored"),
     (status = 400, description = "The body's length is not the signed size", body = crate::error::Detail),
-    (status = 403, description = "Bad or expired link", body = crate::error::Detail),
+    BadLink,
     (status = 408, description = "The body stopped arriving; nothing was stored", body = crate::error::Detail),
     (status = 409, description = "The link was used already: a file is there", body = crate::error::Detail),
     (status = 413, description = "Longer than the signed size", body = crate::error::Detail),

@@ -17,6 +17,7 @@ mod ops;
 mod page;
 mod passwords;
 mod public;
+mod responses;
 mod server;
 mod shared;
 mod sniff;

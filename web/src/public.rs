@@ -12,6 +12,7 @@ use anb_core::store::{Conflict, StoreError};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Lines, MAX_PLACE_CHARS};
+use crate::responses::{NoSuchVideo, Unauthorized};
 use crate::shared::{presigned, rfc3339, video_not_found, VideoId};
 use crate::throttle::ClientAddr;
 use crate::AppState;
@@ -134,8 +135,8 @@ pub struct VoteResponse {
     params(("id" = Uuid, Path, description = "The video")), responses(
     (status = 200, description = "Counted", body = VoteResponse),
     (status = 400, description = "Already voted, not completed, or one's own video", body = crate::error::Detail),
-    (status = 401, description = "No or bad token", body = crate::error::Detail),
-    (status = 404, description = "No such video", body = crate::error::Detail),
+    Unauthorized,
+    NoSuchVideo,
     (status = 429, description = "Too many votes from this address (see Retry-After)", body = crate::error::Detail),
 ))]
 pub async fn vote(

@@ -20,6 +20,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
 use crate::microcache::json_response;
+use crate::responses::{NoSuchVideo, NotYours, OverUploadLimit, Unauthorized};
 use crate::shared::{
     detail_key, enqueue, forget_own, list_key, owned, presigned, rfc3339, too_large, UploadResponse, VideoDetails,
     VideoId,
@@ -70,8 +71,8 @@ fn multipart_error(e: MultipartError) -> ApiError {
     request_body(content = UploadForm, content_type = "multipart/form-data"), responses(
     (status = 201, description = "Stored and queued", body = UploadResponse),
     (status = 400, description = "Not a video, or a malformed form", body = crate::error::Detail),
-    (status = 401, description = "No or bad token", body = crate::error::Detail),
-    (status = 413, description = "Larger than ANB_MAX_UPLOAD_BYTES", body = crate::error::Detail),
+    Unauthorized,
+    OverUploadLimit,
     (status = 422, description = "Missing title or file", body = crate::error::ValidationDetail),
     (status = 429, description = "Two uploads of this account are already in progress", body = crate::error::Detail),
 ))]
@@ -296,7 +297,7 @@ fn poster_key(video: &Video) -> Option<&str> {
 /// The caller's videos, newest first.
 #[utoipa::path(get, path = "/api/videos", tag = "videos", security(("bearer" = [])), responses(
     (status = 200, description = "The caller's videos", body = Vec<VideoSummary>),
-    (status = 401, description = "No or bad token", body = crate::error::Detail),
+    Unauthorized,
 ))]
 pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUser) -> ApiResult<Response> {
     json_response(&state.own_cache, list_key(user_id), || async {
@@ -323,8 +324,8 @@ pub async fn list_mine(State(state): State<AppState>, AuthUser(user_id): AuthUse
 #[utoipa::path(get, path = "/api/videos/{id}", tag = "videos", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The video")), responses(
     (status = 200, description = "The video", body = VideoDetail),
-    (status = 403, description = "Someone else's video", body = crate::error::Detail),
-    (status = 404, description = "No such video", body = crate::error::Detail),
+    NotYours,
+    NoSuchVideo,
 ))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -365,8 +366,8 @@ pub struct DeleteResponse {
     params(("id" = Uuid, Path, description = "The video")), responses(
     (status = 200, description = "Deleted", body = DeleteResponse),
     (status = 400, description = "It has votes", body = crate::error::Detail),
-    (status = 403, description = "Someone else's video", body = crate::error::Detail),
-    (status = 404, description = "No such video", body = crate::error::Detail),
+    NotYours,
+    NoSuchVideo,
 ))]
 pub async fn delete(
     State(state): State<AppState>,

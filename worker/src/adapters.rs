@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 
 use anb_core::blob::{BlobKey, BlobReader, BlobStore, CacheConfig, S3Options, StorageError};
+use anb_core::Cause;
 use anb_pipeline::{ByteSink, ByteSource, SinkOptions, SourceOptions};
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -92,7 +93,9 @@ impl BlobSink {
     fn wait(mut self) -> Result<u64, StorageError> {
         drop(self.tx.take()); // end of body
         let put = self.put.take().expect("not yet waited for");
-        self.rt.block_on(put).map_err(|e| StorageError::Unavailable(format!("the upload task failed: {e}")))?
+        self.rt
+            .block_on(put)
+            .map_err(|e| StorageError::Unavailable(Cause::described(format!("the upload task failed: {e}"), e)))?
     }
 }
 

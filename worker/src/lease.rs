@@ -82,7 +82,7 @@ pub async fn hold_lease(
             let extended =
                 tokio::time::timeout(call_timeout, ctx.backends.queue.change_visibility(receipt, visibility)).await;
             match extended
-                .unwrap_or_else(|_| Err(QueueError::Unavailable(format!("no answer within {call_timeout:?}"))))
+                .unwrap_or_else(|_| Err(QueueError::Unavailable(format!("no answer within {call_timeout:?}").into())))
             {
                 Ok(()) => next_extend = now + extend_every,
                 Err(e) if lease_lost(&e) => {

@@ -43,7 +43,7 @@ where
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) if !e.is_retryable() => return Err(e),
             Ok(Err(e)) => e,
-            Err(_) => StoreError::Unavailable(format!("no answer within {CALL_TIMEOUT:?}")),
+            Err(_) => StoreError::Unavailable(format!("no answer within {CALL_TIMEOUT:?}").into()),
         };
         match waits.next() {
             Some(wait) if *wait < deadline.saturating_duration_since(Instant::now()) => {

@@ -152,13 +152,8 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     }
     // Stale after half a lease of 1 s.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let dead = rig.real.dead_letters.clone().unwrap();
     let worker = rig.worker(WorkerOptions { visibility: Duration::from_secs(1), ..options() });
-    let outcomes = run_until(&worker, || {
-        let dead = dead.clone();
-        async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
-    })
-    .await;
+    let outcomes = rig.run_until_dead_lettered(&worker).await;
     assert_eq!(outcomes, vec![Outcome::DeadLettered(ErrorCode::WorkerLost)]);
     let video = rig.video(id).await;
     assert_eq!(
@@ -168,7 +163,7 @@ async fn attempts_that_died_with_their_worker_end_in_the_dead_letter_queue_and_r
     assert!(rig.outputs().is_empty());
 
     // The operator redrives it: the budget starts again and the job completes.
-    assert_eq!(redrive(dead.as_ref(), rig.real.queue.as_ref(), 10).await.unwrap(), 1);
+    assert_eq!(redrive(rig.real.dead_letters.as_deref().unwrap(), rig.real.queue.as_ref(), 10).await.unwrap(), 1);
     let outcomes = run_to_the_end(&rig, &rig.worker(options()), id).await;
     assert_eq!(outcomes, vec![Outcome::Completed]);
     let video = rig.video(id).await;

@@ -143,18 +143,11 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
     let blocker = rig.dir.path().join("blobs/processed");
     std::fs::write(&blocker, "in the way").unwrap();
 
-    let dead = rig.backends.dead_letters.clone().unwrap();
     let worker = rig.worker(options());
-    let outcomes = run_until(&worker, || {
-        let dead = dead.clone();
-        async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
-    })
-    .await;
+    let outcomes = rig.run_until_dead_lettered(&worker).await;
     // Each attempt's receive is fresh (a failed attempt hands the job on); the budget is the
     // attempts in the row, and the last one records the failure and dead-letters the message.
-    let mut expected = vec![Outcome::Retry(ErrorCode::SinkFailed); MAX_ATTEMPTS as usize - 1];
-    expected.push(Outcome::DeadLettered(ErrorCode::SinkFailed));
-    assert_eq!(outcomes, expected);
+    assert_eq!(outcomes, retried_then_dead_lettered(ErrorCode::SinkFailed));
     assert_eq!(rig.messages().await, (0, 1), "only the dead-letter queue holds it");
     let failed = rig.video(id).await;
     assert_eq!((failed.status, failed.error_code.as_deref()), (VideoStatus::Failed, Some("sink-failed")));
@@ -163,7 +156,10 @@ async fn a_transient_failure_is_retried_then_dead_lettered_and_redrive_finishes_
 
     // The fault is fixed; an operator redrives the dead letters; the job completes.
     std::fs::remove_file(&blocker).unwrap();
-    assert_eq!(redrive(dead.as_ref(), rig.backends.queue.as_ref(), 10).await.unwrap(), 1);
+    assert_eq!(
+        redrive(rig.backends.dead_letters.as_deref().unwrap(), rig.backends.queue.as_ref(), 10).await.unwrap(),
+        1
+    );
     let worker = rig.worker(options());
     let store = rig.backends.store.clone();
     run_until(&worker, || {
@@ -248,15 +244,8 @@ async fn a_pipeline_that_stops_making_progress_is_aborted_retried_then_dead_lett
     let id = rig.upload(&clip(rig.dir.path(), "c.mp4", 3, "160x120")).await;
     let options = WorkerOptions { stall_timeout: Duration::from_secs(2), ..options() };
     let worker = rig.worker_with(options, STALLING_PIPELINE);
-    let dead = rig.backends.dead_letters.clone().unwrap();
-    let outcomes = run_until(&worker, || {
-        let dead = dead.clone();
-        async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
-    })
-    .await;
-    let mut expected = vec![Outcome::Retry(ErrorCode::PipelineStalled); MAX_ATTEMPTS as usize - 1];
-    expected.push(Outcome::DeadLettered(ErrorCode::PipelineStalled));
-    assert_eq!(outcomes, expected);
+    let outcomes = rig.run_until_dead_lettered(&worker).await;
+    assert_eq!(outcomes, retried_then_dead_lettered(ErrorCode::PipelineStalled));
     let video = rig.video(id).await;
     assert_eq!((video.status, video.error_code.as_deref()), (VideoStatus::Failed, Some("pipeline-stalled")));
     assert_eq!(video.attempts, MAX_ATTEMPTS as i32);

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::{BlobReader, StorageError};
+use crate::Cause;
 
 /// One ranged fetch: exactly the bytes `[offset, offset + len)`, which lie inside the object.
 #[async_trait::async_trait]
@@ -85,10 +86,9 @@ impl<F: RangeFetch> CachedReader<F> {
             let bytes = fetch.fetch(offset, len).await.map_err(Arc::new)?;
             fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             if bytes.len() as u64 != len {
-                return Err(Arc::new(StorageError::Unavailable(format!(
-                    "asked for {len} bytes at {offset}, got {}",
-                    bytes.len()
-                ))));
+                return Err(Arc::new(StorageError::Unavailable(
+                    format!("asked for {len} bytes at {offset}, got {}", bytes.len()).into(),
+                )));
             }
             Ok(bytes)
         }
@@ -111,10 +111,10 @@ impl<F: RangeFetch> CachedReader<F> {
     }
 }
 
-fn unshare(e: &StorageError) -> StorageError {
-    match e {
+fn unshare(e: Arc<StorageError>) -> StorageError {
+    match &*e {
         StorageError::NotFound(key) => StorageError::NotFound(key.clone()),
-        other => StorageError::Unavailable(other.to_string()),
+        other => StorageError::Unavailable(Cause::described(other.to_string(), e.clone())),
     }
 }
 
@@ -159,7 +159,7 @@ impl<F: RangeFetch> BlobReader for CachedReader<F> {
                 Err(e) => {
                     // Do not cache a failure: the next read tries again.
                     self.forget(index);
-                    return Err(unshare(&e));
+                    return Err(unshare(e));
                 }
             };
             let block_start = index * self.config.block_size;

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{BlobKey, BlobReader, BlobStore, Body, PresignedPut, StorageError, UrlSigner};
+use crate::Cause;
 
 pub struct FolderStore {
     root: PathBuf,
@@ -29,7 +30,7 @@ impl FolderStore {
 }
 
 fn unavailable(e: std::io::Error) -> StorageError {
-    StorageError::Unavailable(e.to_string())
+    StorageError::Unavailable(Cause::of(e))
 }
 
 /// Removes a temporary file when dropped, unless disarmed: a put that fails or whose future is
@@ -125,7 +126,7 @@ impl BlobStore for FolderStore {
         let path = self.path(key);
         let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
             .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?
+            .map_err(|e| StorageError::Unavailable(Cause::of(e)))?
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => StorageError::NotFound(key.clone()),
                 _ => unavailable(e),
@@ -189,7 +190,7 @@ impl BlobReader for FolderReader {
             Ok::<_, std::io::Error>(Bytes::from(buf))
         })
         .await
-        .map_err(|e| StorageError::Unavailable(e.to_string()))?
+        .map_err(|e| StorageError::Unavailable(Cause::of(e)))?
         .map_err(unavailable)
     }
 }

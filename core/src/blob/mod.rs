@@ -9,7 +9,7 @@ mod folder;
 mod presign;
 mod s3;
 
-use crate::ErrorCode;
+use crate::{Cause, ErrorCode};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,12 +84,12 @@ pub enum StorageError {
     InvalidKey(String),
     /// The body stream itself failed (a client went away mid-upload).
     #[error("the upload stream failed: {0}")]
-    Body(io::Error),
+    Body(#[source] io::Error),
     #[error("storage is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// The service refused the request (access denied, no such bucket): retrying will not help.
     #[error("storage refused the request: {0}")]
-    Rejected(String),
+    Rejected(#[source] Cause),
     /// A write that may only create found an object already there.
     #[error("`{0}` already exists")]
     AlreadyExists(BlobKey),

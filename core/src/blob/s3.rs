@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 
 use super::{BlobKey, BlobReader, BlobStore, Body, CacheConfig, CachedReader, PresignedPut, RangeFetch, StorageError};
 use crate::aws::{classify, endpoint_overridden, Failure};
+use crate::Cause;
 
 /// Tries to abort a failed multipart upload before leaving it to the lifecycle rule.
 const ABORT_TRIES: u32 = 4;
@@ -96,39 +97,39 @@ impl S3Store {
             .body(ByteStream::from(data))
             .send()
             .await
-            .map_err(|e| write_error(&e, key))?;
+            .map_err(|e| write_error(e, key))?;
         Ok(())
     }
 }
 
 fn storage_error<E>(
-    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    err: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
     key: Option<&BlobKey>,
 ) -> StorageError
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match classify(err) {
-        Failure::Transient(detail) => StorageError::Unavailable(detail),
+    match classify(&err) {
+        Failure::Transient(detail) => StorageError::Unavailable(Cause::described(detail, err)),
         Failure::Refused { code, status, .. } if (status == 404 && code != "NoSuchBucket") || code == "NoSuchKey" => {
             match key {
                 Some(key) => StorageError::NotFound(key.clone()),
-                None => StorageError::Rejected(format!("{code} (HTTP {status})")),
+                None => StorageError::Rejected(Cause::described(format!("{code} (HTTP {status})"), err)),
             }
         }
-        Failure::Refused { message, .. } => StorageError::Rejected(message),
+        Failure::Refused { message, .. } => StorageError::Rejected(Cause::described(message, err)),
     }
 }
 
 /// A write's error; a conditional write that found an object (412) is `AlreadyExists`.
 fn write_error<E>(
-    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    err: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
     key: &BlobKey,
 ) -> StorageError
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match classify(err) {
+    match classify(&err) {
         Failure::Refused { status: 412, .. } => StorageError::AlreadyExists(key.clone()),
         _ => storage_error(err, None),
     }
@@ -227,7 +228,7 @@ async fn upload_part(guard: &MultipartGuard, number: i32, data: Bytes) -> Result
         .body(ByteStream::from(data))
         .send()
         .await
-        .map_err(|e| storage_error(&e, None))?;
+        .map_err(|e| storage_error(e, None))?;
     Ok(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build())
 }
 
@@ -253,7 +254,7 @@ impl S3Store {
             .content_type(key.content_type())
             .send()
             .await
-            .map_err(|e| storage_error(&e, None))?;
+            .map_err(|e| storage_error(e, None))?;
         let guard = MultipartGuard {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
@@ -309,7 +310,7 @@ impl S3Store {
                 guard.upload_id = None; // completed: nothing to abort
                 Ok(total)
             }
-            Err(e) => Err(write_error(&e, key)),
+            Err(e) => Err(write_error(e, key)),
         }
     }
 }
@@ -333,7 +334,7 @@ impl BlobStore for S3Store {
             .key(&object)
             .send()
             .await
-            .map_err(|e| storage_error(&e, Some(key)))?;
+            .map_err(|e| storage_error(e, Some(key)))?;
         let size = head.content_length.unwrap_or(0).max(0) as u64;
         let fetch = RangedGet {
             client: self.client.clone(),
@@ -353,14 +354,14 @@ impl BlobStore for S3Store {
             .key(self.object_key(key))
             .send()
             .await
-            .map_err(|e| storage_error(&e, None))?;
+            .map_err(|e| storage_error(e, None))?;
         Ok(())
     }
 
     async fn exists(&self, key: &BlobKey) -> Result<bool, StorageError> {
         match self.client.head_object().bucket(&self.bucket).key(self.object_key(key)).send().await {
             Ok(_) => Ok(true),
-            Err(e) => match storage_error(&e, Some(key)) {
+            Err(e) => match storage_error(e, Some(key)) {
                 StorageError::NotFound(_) => Ok(false),
                 other => Err(other),
             },
@@ -368,7 +369,7 @@ impl BlobStore for S3Store {
     }
 
     async fn presign_get(&self, key: &BlobKey, expires_in: Duration) -> Result<String, StorageError> {
-        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Rejected(e.to_string()))?;
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Rejected(Cause::of(e)))?;
         let request = self
             .client
             .get_object()
@@ -376,14 +377,15 @@ impl BlobStore for S3Store {
             .key(self.object_key(key))
             .presigned(config)
             .await
-            .map_err(|e| storage_error(&e, None))?;
+            .map_err(|e| storage_error(e, None))?;
         Ok(request.uri().to_string())
     }
 
     async fn presign_put(&self, key: &BlobKey, size: u64, expires_in: Duration) -> Result<PresignedPut, StorageError> {
-        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Rejected(e.to_string()))?;
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Rejected(Cause::of(e)))?;
         // The length is a signed header: S3 refuses a PUT of any other size.
-        let length = i64::try_from(size).map_err(|_| StorageError::Rejected(format!("{size} bytes is too large")))?;
+        let length =
+            i64::try_from(size).map_err(|_| StorageError::Rejected(format!("{size} bytes is too large").into()))?;
         let request = self
             .client
             .put_object()
@@ -394,7 +396,7 @@ impl BlobStore for S3Store {
             .if_none_match("*")
             .presigned(config)
             .await
-            .map_err(|e| storage_error(&e, None))?;
+            .map_err(|e| storage_error(e, None))?;
         let headers = request.headers().map(|(name, value)| (name.to_ascii_lowercase(), value.to_string())).collect();
         Ok(PresignedPut { url: request.uri().to_string(), headers })
     }
@@ -420,13 +422,13 @@ impl RangeFetch for RangedGet {
             .range(format!("bytes={offset}-{}", offset + len - 1))
             .set_if_match(self.etag.clone());
         let get = async {
-            let out = request.send().await.map_err(|e| storage_error(&e, Some(&self.key)))?;
-            let body = out.body.collect().await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            let out = request.send().await.map_err(|e| storage_error(e, Some(&self.key)))?;
+            let body = out.body.collect().await.map_err(|e| StorageError::Unavailable(Cause::of(e)))?;
             Ok(body.into_bytes())
         };
         // The SDK's timeouts end at the response headers; the body could still stall.
         tokio::time::timeout(self.timeout, get)
             .await
-            .map_err(|_| StorageError::Unavailable(format!("no answer from S3 within {:?}", self.timeout)))?
+            .map_err(|_| StorageError::Unavailable(format!("no answer from S3 within {:?}", self.timeout).into()))?
     }
 }

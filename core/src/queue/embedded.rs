@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH, MAX_DELAY};
 use crate::db::{is_transient, on_pool, Db};
+use crate::Cause;
 
 /// How often a waiting receive looks again when no sender in this process woke it.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -108,9 +109,9 @@ fn millis(d: Duration) -> i64 {
 
 fn db_error(e: sqlx::Error) -> QueueError {
     if is_transient(&e) {
-        QueueError::Unavailable(e.to_string())
+        QueueError::Unavailable(Cause::of(e))
     } else {
-        QueueError::Other(e.to_string())
+        QueueError::Other(Cause::of(e))
     }
 }
 

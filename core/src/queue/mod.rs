@@ -7,7 +7,7 @@
 mod embedded;
 mod sqs;
 
-use crate::ErrorCode;
+use crate::{Cause, ErrorCode};
 use std::time::Duration;
 
 pub use embedded::EmbeddedQueue;
@@ -47,9 +47,9 @@ pub enum QueueError {
     LeaseLost,
     /// The queue service cannot be reached: retry later.
     #[error("the queue is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("queue error: {0}")]
-    Other(String),
+    Other(#[source] Cause),
 }
 
 impl QueueError {

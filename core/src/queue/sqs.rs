@@ -8,6 +8,7 @@ use aws_sdk_sqs::Client;
 
 use super::{Depth, JobQueue, QueueError, Received, MAX_BATCH, MAX_DELAY};
 use crate::aws::{classify, Failure};
+use crate::Cause;
 
 /// SQS's longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -42,10 +43,10 @@ fn queue_error<E>(
     err: aws_sdk_sqs::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> QueueError
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match classify(&err) {
-        Failure::Transient(detail) => QueueError::Unavailable(detail),
+        Failure::Transient(detail) => QueueError::Unavailable(Cause::described(detail, err)),
         // An old receipt, or a message no longer in flight: the lease is gone.
         Failure::Refused { code, message, .. }
             if code.contains("ReceiptHandleIsInvalid")
@@ -54,7 +55,7 @@ where
         {
             QueueError::LeaseLost
         }
-        Failure::Refused { message, .. } => QueueError::Other(message),
+        Failure::Refused { message, .. } => QueueError::Other(Cause::described(message, err)),
     }
 }
 

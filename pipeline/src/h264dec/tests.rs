@@ -1,6 +1,7 @@
 //! The element against `avdec_h264` on the same stream: the same libavcodec decodes both, so
 //! every picture must be identical, pixel for pixel, on either output path.
 
+use crate::elements::Playing;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
@@ -16,7 +17,7 @@ fn decode(decoder: &str, after: &str) -> Vec<Vec<u8>> {
     let description = format!("{ENCODED} ! {decoder} ! {after} ! appsink name=out sync=false");
     let pipeline = gst::parse::launch(&description).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let _playing = Playing::start(pipeline).unwrap();
     let mut frames = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
         let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
@@ -32,7 +33,6 @@ fn decode(decoder: &str, after: &str) -> Vec<Vec<u8>> {
         }
         frames.push(packed);
     }
-    pipeline.set_state(gst::State::Null).unwrap();
     frames
 }
 

@@ -1,6 +1,7 @@
 //! The C shim of `csrc/x264enc.c` over libx264 (x264's structs are filled in C, so nothing here
 //! depends on their layout).
 
+use super::{Preset, Profile};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_float, c_int};
 
@@ -10,7 +11,7 @@ struct X264 {
 }
 
 #[repr(C)]
-struct RawSettings {
+struct RawParams {
     width: c_int,
     height: c_int,
     fps_n: c_int,
@@ -41,7 +42,7 @@ struct RawPacket {
 }
 
 extern "C" {
-    fn anb_x264_open(settings: *const RawSettings) -> *mut X264;
+    fn anb_x264_open(settings: *const RawParams) -> *mut X264;
     fn anb_x264_close(e: *mut X264);
     fn anb_x264_max_delayed_frames(e: *mut X264) -> c_int;
     fn anb_x264_delayed_frames(e: *mut X264) -> c_int;
@@ -58,14 +59,14 @@ extern "C" {
 
 /// What the encoder is opened with; the VUI fields are ISO/IEC 23091-4 codes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct Params {
     pub width: u32,
     pub height: u32,
     /// (0, 1) for a variable frame rate.
     pub fps: (i32, i32),
     pub par: (i32, i32),
-    pub preset: String,
-    pub profile: String,
+    pub preset: Preset,
+    pub profile: Profile,
     /// Constant quality; used when `bitrate_kbps` is 0.
     pub crf: f32,
     pub bitrate_kbps: u32,
@@ -95,10 +96,10 @@ unsafe impl Send for Encoder {}
 
 impl Encoder {
     /// `None` when x264 refuses the settings.
-    pub fn open(s: &Settings) -> Option<Self> {
+    pub fn open(s: &Params) -> Option<Self> {
         let preset = CString::new(s.preset.as_str()).ok()?;
         let profile = CString::new(s.profile.as_str()).ok()?;
-        let raw = RawSettings {
+        let raw = RawParams {
             width: s.width as c_int,
             height: s.height as c_int,
             fps_n: s.fps.0,

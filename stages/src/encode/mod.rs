@@ -10,29 +10,96 @@
 
 use anb_pipeline::elements::{capsfilter, make, make_with, require};
 use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Role, Stage};
+use gst::glib;
 use serde::{Deserialize, Serialize};
 
 mod ffi;
 pub mod x264enc;
 
-pub const PRESETS: [&str; 10] =
-    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
-pub const PROFILES: [&str; 3] = ["baseline", "main", "high"];
-pub const DEFAULT_PRESET: &str = "veryfast";
-pub const DEFAULT_PROFILE: &str = "high";
+pub const DEFAULT_PRESET: Preset = Preset::Veryfast;
+pub const DEFAULT_PROFILE: Profile = Profile::High;
 pub const DEFAULT_CRF: u32 = 23;
 pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
 /// x264's own default GOP length (x264enc would otherwise pick 10 s worth of frames).
-const KEYINT_MAX_FRAMES: &str = "250";
+const KEYINT_MAX_FRAMES: u32 = 250;
 
 /// The AAC encoder. Its plugin (gst-libav) maps the whole libav stack when loaded.
 const AAC_ENCODER: &str = "avenc_aac";
+
+/// x264's speed presets, by x264's own names. The stage's `preset` and `anbx264enc`'s
+/// `speed-preset` property (whose names are `x264enc`'s too), so a typo is an error in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, glib::Enum)]
+#[serde(rename_all = "lowercase")]
+#[enum_type(name = "AnbX264Preset")]
+pub enum Preset {
+    Ultrafast,
+    Superfast,
+    Veryfast,
+    Faster,
+    Fast,
+    Medium,
+    Slow,
+    Slower,
+    Veryslow,
+    Placebo,
+}
+
+/// The H.264 profiles the output keeps to: the stage's `profile` and `anbx264enc`'s `profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, glib::Enum)]
+#[serde(rename_all = "lowercase")]
+#[enum_type(name = "AnbH264Profile")]
+pub enum Profile {
+    Baseline,
+    Main,
+    High,
+}
+
+impl Preset {
+    /// x264's name for it (also the GObject nick).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Ultrafast => "ultrafast",
+            Preset::Superfast => "superfast",
+            Preset::Veryfast => "veryfast",
+            Preset::Faster => "faster",
+            Preset::Fast => "fast",
+            Preset::Medium => "medium",
+            Preset::Slow => "slow",
+            Preset::Slower => "slower",
+            Preset::Veryslow => "veryslow",
+            Preset::Placebo => "placebo",
+        }
+    }
+}
+
+impl Profile {
+    /// The name in x264's API and in `video/x-h264` caps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Baseline => "baseline",
+            Profile::Main => "main",
+            Profile::High => "high",
+        }
+    }
+}
+
+/// Which GStreamer element runs x264.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Element {
+    /// Ours (`x264enc.rs`): each picture goes back upstream as soon as x264 has copied it.
+    #[default]
+    #[serde(rename = "anbx264enc")]
+    Anbx264enc,
+    /// GStreamer's, set to the same parameters: the fallback, and the bench's yardstick.
+    #[serde(rename = "x264enc")]
+    X264enc,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Encode {
     /// x264 speed preset, `ultrafast` to `placebo`. Default `veryfast`.
-    pub preset: String,
+    pub preset: Preset,
     /// Constant quality, 0 (lossless) to 51; lower is better. Default 23 unless
     /// `video_bitrate_kbps` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +108,7 @@ pub struct Encode {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_bitrate_kbps: Option<u32>,
     /// H.264 profile: `baseline`, `main` or `high` (default).
-    pub profile: String,
+    pub profile: Profile,
     /// Encoder threads. Default: CPUs × 3 / 2 in integers, at least 1 (x264's own rule, applied
     /// to the CPUs the process may use rather than the host's): 1 on one CPU, where frame
     /// threads would only cost, 3 on two, so cores stay busy while threads wait.
@@ -53,18 +120,22 @@ pub struct Encode {
     /// channels) and no stage changes it: no decoding, no re-encoding, no generation loss, and
     /// `audio_bitrate_kbps` does not apply. Default `true`.
     pub audio_passthrough: bool,
+    /// The x264 element: `anbx264enc` (default) or GStreamer's `x264enc` with the same
+    /// parameters (more memory; see `x264enc.rs` for the measured difference).
+    pub element: Element,
 }
 
 impl Default for Encode {
     fn default() -> Self {
         Encode {
-            preset: DEFAULT_PRESET.into(),
+            preset: DEFAULT_PRESET,
             crf: None,
             video_bitrate_kbps: None,
-            profile: DEFAULT_PROFILE.into(),
+            profile: DEFAULT_PROFILE,
             threads: None,
             audio_bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
             audio_passthrough: true,
+            element: Element::default(),
         }
     }
 }
@@ -76,18 +147,6 @@ impl Stage for Encode {
 
     fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if !PRESETS.contains(&self.preset.as_str()) {
-            problems.push(Problem::field(
-                "preset",
-                format!("`{}` is not an x264 preset; use one of {}", self.preset, PRESETS.join(", ")),
-            ));
-        }
-        if !PROFILES.contains(&self.profile.as_str()) {
-            problems.push(Problem::field(
-                "profile",
-                format!("`{}` is not valid; use one of {}", self.profile, PROFILES.join(", ")),
-            ));
-        }
         if let Some(crf) = self.crf {
             problems.extend(Problem::out_of_range("crf", crf, 0..=51));
             if self.video_bitrate_kbps.is_some() {
@@ -103,29 +162,34 @@ impl Stage for Encode {
     }
 
     fn video(&self, ctx: &BuildContext) -> Result<Vec<gst::Element>, PipelineError> {
-        let threads = self.threads.map_or((ctx.threads * 3 / 2).max(1), |t| t as usize).to_string();
+        let threads = self.threads.unwrap_or((ctx.threads as u32 * 3 / 2).max(1));
         let convert_threads = ctx.threads.to_string();
-        x264enc::register()
-            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the encoder: {e}")))?;
-        let quality = match self.video_bitrate_kbps {
-            Some(kbps) => ("bitrate", kbps.to_string()),
-            None => ("quantizer", self.crf.unwrap_or(DEFAULT_CRF).to_string()),
+        let x264 = match self.element {
+            Element::Anbx264enc => {
+                x264enc::register()
+                    .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the encoder: {e}")))?;
+                gst::ElementFactory::make(x264enc::ELEMENT_NAME)
+                    .property("speed-preset", self.preset)
+                    .property("quantizer", self.crf.unwrap_or(DEFAULT_CRF))
+                    .property("bitrate", self.video_bitrate_kbps.unwrap_or(0))
+                    .property("profile", self.profile)
+                    .property("key-int-max", KEYINT_MAX_FRAMES)
+                    .property("threads", threads)
+                    .build()
+                    .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("creating the encoder: {e}")))?
+            }
+            Element::X264enc => self.stock_x264enc(threads)?,
         };
-        let x264 = make_with(
-            x264enc::ELEMENT_NAME,
-            &[
-                ("speed-preset", &self.preset),
-                (quality.0, &quality.1),
-                ("profile", &self.profile),
-                ("key-int-max", KEYINT_MAX_FRAMES),
-                ("threads", &threads),
-            ],
-        )?;
         Ok(vec![
             make_with("videoconvert", &[("n-threads", &convert_threads)])?,
             capsfilter("video/x-raw,format=I420")?,
             x264,
-            capsfilter(&format!("video/x-h264,profile={}", self.profile))?,
+            // Byte-stream, as `anbx264enc` writes it: `x264enc` would otherwise pick avcC, and
+            // the two elements would reach `h264parse` in different forms.
+            capsfilter(&format!(
+                "video/x-h264,profile={},stream-format=byte-stream,alignment=au",
+                self.profile.as_str()
+            ))?,
             make("h264parse")?,
         ])
     }
@@ -141,6 +205,33 @@ impl Stage for Encode {
 
     fn passes_encoded_audio(&self, audio: &gst::StructureRef, _ctx: &BuildContext) -> bool {
         self.audio_passthrough && fits_output(audio)
+    }
+}
+
+impl Encode {
+    /// GStreamer's `x264enc` with the parameters `anbx264enc` sets: constant quality is its
+    /// `pass=qual` with no VBV (x264enc would otherwise cap the rate at its default 2 Mbit/s), a
+    /// bitrate its `pass=cbr` with its 0.6 s VBV; no access unit delimiters.
+    fn stock_x264enc(&self, threads: u32) -> Result<gst::Element, PipelineError> {
+        let quality = match self.video_bitrate_kbps {
+            Some(kbps) => {
+                [("pass", "cbr".to_string()), ("bitrate", kbps.to_string()), ("vbv-buf-capacity", "600".into())]
+            }
+            None => [
+                ("pass", "qual".to_string()),
+                ("quantizer", self.crf.unwrap_or(DEFAULT_CRF).to_string()),
+                ("vbv-buf-capacity", "0".into()),
+            ],
+        };
+        let (threads, keyint) = (threads.to_string(), KEYINT_MAX_FRAMES.to_string());
+        let mut properties = vec![
+            ("speed-preset", self.preset.as_str()),
+            ("key-int-max", &keyint),
+            ("threads", &threads),
+            ("aud", "false"),
+        ];
+        properties.extend(quality.iter().map(|(name, value)| (*name, value.as_str())));
+        make_with("x264enc", &properties)
     }
 }
 
@@ -163,15 +254,27 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_field() {
-        assert_round_trip(&Encode { crf: Some(20), threads: Some(2), audio_passthrough: false, ..Encode::default() });
+        assert_round_trip(&Encode {
+            crf: Some(20),
+            threads: Some(2),
+            audio_passthrough: false,
+            preset: Preset::Slow,
+            profile: Profile::Main,
+            element: Element::X264enc,
+            ..Encode::default()
+        });
         assert_rejects_unknown_field::<Encode>("bitrate = 1000");
     }
 
     #[test]
     fn crf_and_bitrate_together_and_bad_values_are_rejected() {
-        let e = Encode { crf: Some(60), video_bitrate_kbps: Some(2000), preset: "quick".into(), ..Encode::default() };
+        let e = Encode { crf: Some(60), video_bitrate_kbps: Some(2000), ..Encode::default() };
         let fields: Vec<_> = e.validate().into_iter().filter_map(|p| p.field).collect();
-        assert_eq!(fields, ["preset", "crf", "crf"]);
+        assert_eq!(fields, ["crf", "crf"]);
+        for typo in ["preset = \"quick\"", "profile = \"extended\"", "element = \"openh264enc\""] {
+            let err = toml::from_str::<Encode>(typo).expect_err(typo).to_string();
+            assert!(err.contains("unknown variant"), "{typo}: {err}");
+        }
     }
 
     #[test]
@@ -208,26 +311,40 @@ mod tests {
     #[test]
     fn encodes_4_4_4_input_as_4_2_0_high_profile() {
         gst::init().unwrap();
-        let pipeline = gst::Pipeline::new();
-        let src = gst::parse::bin_from_description(
-            "videotestsrc num-buffers=10 ! video/x-raw,format=Y444,width=64,height=64 ! identity",
-            true,
-        )
-        .unwrap();
-        let mut chain: Vec<gst::Element> = vec![src.upcast()];
-        chain.extend(Encode::default().video(&BuildContext::with_threads(1)).unwrap());
-        let sink = gst_app::AppSink::builder().sync(false).build();
-        chain.push(sink.clone().upcast());
-        pipeline.add_many(&chain).unwrap();
-        gst::Element::link_many(&chain).unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let sample = sink.pull_sample().unwrap();
-        let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
-        let mut frames = 1;
-        while sink.pull_sample().is_ok() {
-            frames += 1;
+        for element in [Element::Anbx264enc, Element::X264enc] {
+            let encode = Encode { element, ..Encode::default() };
+            let encoder = encode.video(&BuildContext::with_threads(1)).unwrap()[2].factory().unwrap().name();
+            assert_eq!(encoder, if element == Element::X264enc { "x264enc" } else { x264enc::ELEMENT_NAME });
+            encodes_as_4_2_0_high_profile(&encode);
         }
-        pipeline.set_state(gst::State::Null).unwrap();
+    }
+
+    /// The stage sets GStreamer's encoder so that it writes our element's stream: on one thread
+    /// (where x264 is reproducible) the two are the same bytes, at a quality and at a bitrate.
+    #[test]
+    fn both_elements_write_the_same_stream_on_one_thread() {
+        gst::init().unwrap();
+        let source = "videotestsrc num-buffers=30 pattern=ball motion=sweep animation-mode=frames \
+            ! video/x-raw,format=I420,width=160,height=120,framerate=30/1,colorimetry=bt709,pixel-aspect-ratio=1/1";
+        for video_bitrate_kbps in [None, Some(300)] {
+            let stream = |element| {
+                let encode = Encode { element, threads: Some(1), video_bitrate_kbps, ..Encode::default() };
+                let samples = samples_through(source, encode.video(&BuildContext::with_threads(1)).unwrap());
+                samples.iter().map(|s| s.buffer().unwrap().map_readable().unwrap().to_vec()).collect::<Vec<_>>()
+            };
+            let ours = stream(Element::Anbx264enc);
+            assert_eq!(ours.len(), 30);
+            assert!(ours == stream(Element::X264enc), "x264enc writes anbx264enc's stream ({video_bitrate_kbps:?})");
+        }
+    }
+
+    fn encodes_as_4_2_0_high_profile(encode: &Encode) {
+        gst::init().unwrap();
+        let elements = encode.video(&BuildContext::with_threads(1)).unwrap();
+        let samples =
+            samples_through("videotestsrc num-buffers=10 ! video/x-raw,format=Y444,width=64,height=64", elements);
+        let caps = samples[0].caps().unwrap().structure(0).unwrap().to_owned();
+        let frames = samples.len();
         assert_eq!(caps.name(), "video/x-h264");
         assert_eq!(caps.get::<&str>("profile").unwrap(), "high");
         assert_eq!(caps.get::<&str>("chroma-format").unwrap(), "4:2:0");
@@ -238,10 +355,10 @@ mod tests {
     fn omitted_options_take_the_defaults() {
         assert_defaults_fill_in("crf = 20", Encode { crf: Some(20), ..Encode::default() });
         let encode = Encode::default();
-        assert_eq!((encode.preset.as_str(), encode.profile.as_str()), (DEFAULT_PRESET, DEFAULT_PROFILE));
+        assert_eq!(
+            (encode.preset, encode.profile, encode.element),
+            (DEFAULT_PRESET, DEFAULT_PROFILE, Element::Anbx264enc)
+        );
         assert!(encode.audio_passthrough);
     }
 }
-
-#[cfg(test)]
-mod x264enc_tests;

@@ -15,7 +15,8 @@
 
 use std::sync::{LazyLock, Mutex, Once};
 
-use super::ffi::{Encoder, Settings};
+use super::ffi::{Encoder, Params};
+use super::{Preset, Profile};
 use gst::glib;
 use gst::glib::translate::ToGlibPtr;
 use gst::prelude::*;
@@ -41,26 +42,34 @@ glib::wrapper! {
         @extends gst_video::VideoEncoder, gst::Element, gst::Object;
 }
 
-/// The element's properties, named as `x264enc`'s where both have one.
+// The properties' defaults are `x264enc`'s, as are their names where both have one.
+const DEFAULT_SPEED_PRESET: Preset = Preset::Medium;
+const DEFAULT_QUANTIZER: u32 = 21;
+const DEFAULT_BITRATE: u32 = 0;
+const DEFAULT_KEY_INT_MAX: u32 = 250;
+const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_PROFILE: Profile = Profile::High;
+
+/// The element's settings (its properties).
 #[derive(Debug, Clone)]
-struct Properties {
-    speed_preset: String,
+struct Settings {
+    speed_preset: Preset,
     quantizer: u32,
     bitrate: u32,
     key_int_max: u32,
     threads: u32,
-    profile: String,
+    profile: Profile,
 }
 
-impl Default for Properties {
+impl Default for Settings {
     fn default() -> Self {
-        Properties {
-            speed_preset: "medium".into(),
-            quantizer: 21,
-            bitrate: 0,
-            key_int_max: 250,
-            threads: 0,
-            profile: "high".into(),
+        Settings {
+            speed_preset: DEFAULT_SPEED_PRESET,
+            quantizer: DEFAULT_QUANTIZER,
+            bitrate: DEFAULT_BITRATE,
+            key_int_max: DEFAULT_KEY_INT_MAX,
+            threads: DEFAULT_THREADS,
+            profile: DEFAULT_PROFILE,
         }
     }
 }
@@ -79,19 +88,30 @@ fn chroma_loc(site: gst_video::VideoChromaSite) -> i32 {
     }
 }
 
-fn settings(props: &Properties, info: &gst_video::VideoInfo) -> Settings {
+/// A whole-number property in `range`.
+fn uint(name: &str, blurb: &str, range: std::ops::RangeInclusive<u32>, default: u32) -> glib::ParamSpec {
+    glib::ParamSpecUInt::builder(name)
+        .blurb(blurb)
+        .minimum(*range.start())
+        .maximum(*range.end())
+        .default_value(default)
+        .build()
+}
+
+/// What x264 is opened with for these settings and this picture format.
+fn params(settings: &Settings, info: &gst_video::VideoInfo) -> Params {
     let colorimetry = info.colorimetry();
-    Settings {
+    Params {
         width: info.width(),
         height: info.height(),
         fps: (info.fps().numer(), info.fps().denom()),
         par: (info.par().numer(), info.par().denom()),
-        preset: props.speed_preset.clone(),
-        profile: props.profile.clone(),
-        crf: props.quantizer as f32,
-        bitrate_kbps: props.bitrate,
-        keyint_max: props.key_int_max,
-        threads: props.threads,
+        preset: settings.speed_preset,
+        profile: settings.profile,
+        crf: settings.quantizer as f32,
+        bitrate_kbps: settings.bitrate,
+        keyint_max: settings.key_int_max,
+        threads: settings.threads,
         colorprim: colorimetry.primaries().to_iso() as i32,
         transfer: colorimetry.transfer().to_iso() as i32,
         colmatrix: colorimetry.matrix().to_iso() as i32,
@@ -115,7 +135,7 @@ mod imp {
     #[derive(Default)]
     struct State {
         encoder: Option<Encoder>,
-        settings: Option<Settings>,
+        params: Option<Params>,
         info: Option<gst_video::VideoInfo>,
         /// For frames without a timestamp: x264 needs increasing ones.
         next_pts: i64,
@@ -123,7 +143,7 @@ mod imp {
 
     #[derive(Default)]
     pub struct X264Enc {
-        props: Mutex<Properties>,
+        settings: Mutex<Settings>,
         state: Mutex<State>,
     }
 
@@ -147,35 +167,31 @@ mod imp {
     impl ObjectImpl for X264Enc {
         fn properties() -> &'static [glib::ParamSpec] {
             static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-                let defaults = Properties::default();
                 vec![
-                    glib::ParamSpecString::builder("speed-preset")
+                    glib::ParamSpecEnum::builder_with_default("speed-preset", DEFAULT_SPEED_PRESET)
                         .blurb("x264 preset, ultrafast to placebo")
-                        .default_value(Some(defaults.speed_preset.as_str()))
                         .build(),
-                    glib::ParamSpecUInt::builder("quantizer")
-                        .blurb("Constant quality (x264's CRF), used when bitrate is 0")
-                        .maximum(51)
-                        .default_value(defaults.quantizer)
-                        .build(),
-                    glib::ParamSpecUInt::builder("bitrate")
-                        .blurb("Average bitrate in kbit/s with a 0.6 s VBV (0: constant quality)")
-                        .maximum(2_000_000)
-                        .default_value(defaults.bitrate)
-                        .build(),
-                    glib::ParamSpecUInt::builder("key-int-max")
-                        .blurb("Maximum distance between keyframes, in frames")
-                        .minimum(1)
-                        .default_value(defaults.key_int_max)
-                        .build(),
-                    glib::ParamSpecUInt::builder("threads")
-                        .blurb("Encoder threads (0: x264's count from the host's CPUs)")
-                        .maximum(64)
-                        .default_value(defaults.threads)
-                        .build(),
-                    glib::ParamSpecString::builder("profile")
-                        .blurb("H.264 profile the stream keeps to: baseline, main or high")
-                        .default_value(Some(defaults.profile.as_str()))
+                    uint(
+                        "quantizer",
+                        "Constant quality (x264's CRF), used when bitrate is 0",
+                        0..=51,
+                        DEFAULT_QUANTIZER,
+                    ),
+                    uint(
+                        "bitrate",
+                        "Average bitrate in kbit/s with a 0.6 s VBV (0: constant quality)",
+                        0..=2_000_000,
+                        DEFAULT_BITRATE,
+                    ),
+                    uint(
+                        "key-int-max",
+                        "Maximum distance between keyframes, in frames",
+                        1..=u32::MAX,
+                        DEFAULT_KEY_INT_MAX,
+                    ),
+                    uint("threads", "Encoder threads (0: x264's count from the host's CPUs)", 0..=64, DEFAULT_THREADS),
+                    glib::ParamSpecEnum::builder_with_default("profile", DEFAULT_PROFILE)
+                        .blurb("H.264 profile the stream keeps to")
                         .build(),
                 ]
             });
@@ -183,29 +199,28 @@ mod imp {
         }
 
         fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-            let mut props = self.props.lock().unwrap();
-            let text = || value.get::<Option<String>>().ok().flatten().unwrap_or_default();
-            let number = || value.get::<u32>().unwrap_or(0);
+            let mut settings = self.settings.lock().unwrap();
+            const CHECKED: &str = "type checked by GObject";
             match pspec.name() {
-                "speed-preset" => props.speed_preset = text(),
-                "quantizer" => props.quantizer = number(),
-                "bitrate" => props.bitrate = number(),
-                "key-int-max" => props.key_int_max = number(),
-                "threads" => props.threads = number(),
-                "profile" => props.profile = text(),
+                "speed-preset" => settings.speed_preset = value.get().expect(CHECKED),
+                "quantizer" => settings.quantizer = value.get().expect(CHECKED),
+                "bitrate" => settings.bitrate = value.get().expect(CHECKED),
+                "key-int-max" => settings.key_int_max = value.get().expect(CHECKED),
+                "threads" => settings.threads = value.get().expect(CHECKED),
+                "profile" => settings.profile = value.get().expect(CHECKED),
                 other => unreachable!("no property {other}"),
             }
         }
 
         fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-            let props = self.props.lock().unwrap();
+            let settings = self.settings.lock().unwrap();
             match pspec.name() {
-                "speed-preset" => props.speed_preset.to_value(),
-                "quantizer" => props.quantizer.to_value(),
-                "bitrate" => props.bitrate.to_value(),
-                "key-int-max" => props.key_int_max.to_value(),
-                "threads" => props.threads.to_value(),
-                "profile" => props.profile.to_value(),
+                "speed-preset" => settings.speed_preset.to_value(),
+                "quantizer" => settings.quantizer.to_value(),
+                "bitrate" => settings.bitrate.to_value(),
+                "key-int-max" => settings.key_int_max.to_value(),
+                "threads" => settings.threads.to_value(),
+                "profile" => settings.profile.to_value(),
                 other => unreachable!("no property {other}"),
             }
         }
@@ -216,11 +231,10 @@ mod imp {
     impl ElementImpl for X264Enc {
         fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
             static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
+                anb_pipeline::elements::metadata(
                     "ANB x264 encoder",
                     "Codec/Encoder/Video",
                     "Encodes I420 to H.264 with libx264, releasing each picture once x264 has copied it",
-                    "ANB Video",
                 )
             });
             Some(&*META)
@@ -238,10 +252,7 @@ mod imp {
                     .field("alignment", "au")
                     .field("profile", gst::List::new(["high", "main", "baseline"]))
                     .build();
-                vec![
-                    gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &sink).unwrap(),
-                    gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src).unwrap(),
-                ]
+                anb_pipeline::elements::sink_and_src_templates(&sink, &src)
             });
             TEMPLATES.as_ref()
         }
@@ -266,25 +277,25 @@ mod imp {
             input: &gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
         ) -> Result<(), gst::LoggableError> {
             let info = input.info().clone();
-            let props = self.props.lock().unwrap().clone();
-            let settings = settings(&props, &info);
-            if self.state.lock().unwrap().settings.as_ref() == Some(&settings) {
+            let settings = self.settings.lock().unwrap().clone();
+            let params = params(&settings, &info);
+            if self.state.lock().unwrap().params.as_ref() == Some(&params) {
                 return Ok(());
             }
             // New picture format mid-stream: what the old encoder holds goes out first.
             if self.state.lock().unwrap().encoder.is_some() {
                 self.drain().map_err(|e| gst::loggable_error!(super::CAT, "draining before new caps: {e:?}"))?;
             }
-            let mut encoder = Encoder::open(&settings).ok_or_else(|| {
+            let mut encoder = Encoder::open(&params).ok_or_else(|| {
                 gst::element_imp_error!(
                     self,
                     gst::LibraryError::Settings,
                     [
                         "x264 refuses preset `{}` with profile `{}` at {}x{}",
-                        settings.preset,
-                        settings.profile,
-                        settings.width,
-                        settings.height
+                        params.preset.as_str(),
+                        params.profile.as_str(),
+                        params.width,
+                        params.height
                     ]
                 );
                 gst::loggable_error!(super::CAT, "x264 refused the settings")
@@ -293,13 +304,13 @@ mod imp {
             {
                 let mut state = self.state.lock().unwrap();
                 state.encoder = Some(encoder);
-                state.settings = Some(settings);
+                state.params = Some(params);
                 state.info = Some(info.clone());
             }
             let caps = gst::Caps::builder("video/x-h264")
                 .field("stream-format", "byte-stream")
                 .field("alignment", "au")
-                .field("profile", props.profile.as_str())
+                .field("profile", settings.profile.as_str())
                 .build();
             let obj = self.obj();
             let output =
@@ -355,7 +366,7 @@ mod imp {
             // the frames).
             let mut state = self.state.lock().unwrap();
             state.encoder = None;
-            state.encoder = state.settings.as_ref().and_then(Encoder::open);
+            state.encoder = state.params.as_ref().and_then(Encoder::open);
             true
         }
 
@@ -442,3 +453,6 @@ mod imp {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,52 +12,45 @@ mod three_halves;
 
 use anb_pipeline::elements::{capsfilter, make_with};
 use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Stage};
+use gst::glib;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_WIDTH: u32 = 1280;
 pub const DEFAULT_HEIGHT: u32 = 720;
+pub const DEFAULT_MODE: Mode = Mode::Fit;
+pub const DEFAULT_METHOD: ScaleMethod = ScaleMethod::Bicubic;
+pub const DEFAULT_AUTO_ROTATE: bool = true;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How the picture goes into the frame. The same type is the stage's `mode` and `anbscale`'s
+/// `mode` property, so a name either does not know is an error in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, glib::Enum)]
 #[serde(rename_all = "kebab-case")]
+#[enum_type(name = "AnbScaleMode")]
 pub enum Mode {
     /// Whole picture inside the frame, black bars on the free sides.
-    #[default]
+    #[enum_value(name = "Whole picture inside the frame, black bars on the free sides", nick = "fit")]
     Fit,
     /// Frame filled, the overflowing sides cropped.
+    #[enum_value(name = "Frame filled, the overflowing sides cropped", nick = "fill")]
     Fill,
     /// Frame filled by scaling each axis independently (distorts).
+    #[enum_value(name = "Frame filled by scaling each axis independently", nick = "stretch")]
     Stretch,
 }
 
-/// Scaling filter. Sharper filters keep more detail (and noise), which costs encoder bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Scaling filter. Sharper filters keep more detail (and noise), which costs encoder bits. The
+/// stage's `method` and `anbscale`'s `method` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, glib::Enum)]
 #[serde(rename_all = "kebab-case")]
+#[enum_type(name = "AnbScaleMethod")]
 pub enum ScaleMethod {
+    #[enum_value(name = "Bilinear", nick = "bilinear")]
     Bilinear,
-    /// Catmull-Rom cubic, close to ffmpeg's default `bicubic`.
-    #[default]
+    /// Cubic with swscale's parameters (B = 0, C = 0.6): ffmpeg's default `bicubic`.
+    #[enum_value(name = "Cubic, B = 0, C = 0.6 (swscale's bicubic)", nick = "bicubic")]
     Bicubic,
+    #[enum_value(name = "Lanczos", nick = "lanczos")]
     Lanczos,
-}
-
-impl ScaleMethod {
-    fn name(self) -> &'static str {
-        match self {
-            ScaleMethod::Bilinear => "bilinear",
-            ScaleMethod::Bicubic => "bicubic",
-            ScaleMethod::Lanczos => "lanczos",
-        }
-    }
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Fit => "fit",
-            Mode::Fill => "fill",
-            Mode::Stretch => "stretch",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,9 +74,9 @@ impl Default for Resize {
         Resize {
             width: DEFAULT_WIDTH,
             height: DEFAULT_HEIGHT,
-            mode: Mode::Fit,
-            method: ScaleMethod::Bicubic,
-            auto_rotate: true,
+            mode: DEFAULT_MODE,
+            method: DEFAULT_METHOD,
+            auto_rotate: DEFAULT_AUTO_ROTATE,
         }
     }
 }
@@ -111,17 +104,15 @@ impl Stage for Resize {
         chain.push(capsfilter("video/x-raw,format=I420")?);
         scaler::register()
             .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("registering the scaler: {e}")))?;
-        let (width, height) = (self.width.to_string(), self.height.to_string());
-        chain.push(make_with(
-            scaler::ELEMENT_NAME,
-            &[
-                ("width", &width),
-                ("height", &height),
-                ("mode", self.mode.name()),
-                ("method", self.method.name()),
-                ("auto-rotate", if self.auto_rotate { "true" } else { "false" }),
-            ],
-        )?);
+        let scaler = gst::ElementFactory::make(scaler::ELEMENT_NAME)
+            .property("width", self.width)
+            .property("height", self.height)
+            .property("mode", self.mode)
+            .property("method", self.method)
+            .property("auto-rotate", self.auto_rotate)
+            .build()
+            .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("creating the scaler: {e}")))?;
+        chain.push(scaler);
         Ok(chain)
     }
 }

@@ -360,5 +360,4 @@ mod avx2 {
 }
 
 #[cfg(test)]
-#[path = "three_halves_tests.rs"]
 mod tests;

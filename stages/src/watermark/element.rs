@@ -43,9 +43,16 @@ glib::wrapper! {
 mod imp {
     use super::*;
 
+    /// The element's settings (its properties).
+    #[derive(Debug, Clone, Default)]
+    struct Settings {
+        /// gst-launch text of the overlay chain.
+        marks: String,
+    }
+
     #[derive(Default)]
     pub struct Watermark {
-        marks_description: Mutex<String>,
+        settings: Mutex<Settings>,
         /// Drawn for the negotiated frame size; `None` until caps arrive.
         marks: Mutex<Option<Marks>>,
     }
@@ -68,12 +75,22 @@ mod imp {
             PROPS.as_ref()
         }
 
-        fn set_property(&self, _id: usize, value: &glib::Value, _pspec: &glib::ParamSpec) {
-            *self.marks_description.lock().unwrap() = value.get::<Option<String>>().ok().flatten().unwrap_or_default();
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            let mut settings = self.settings.lock().unwrap();
+            match pspec.name() {
+                "marks" => {
+                    settings.marks = value.get::<Option<String>>().expect("type checked by GObject").unwrap_or_default()
+                }
+                other => unreachable!("no property {other}"),
+            }
         }
 
-        fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
-            self.marks_description.lock().unwrap().to_value()
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            let settings = self.settings.lock().unwrap();
+            match pspec.name() {
+                "marks" => settings.marks.to_value(),
+                other => unreachable!("no property {other}"),
+            }
         }
     }
 
@@ -82,11 +99,10 @@ mod imp {
     impl ElementImpl for Watermark {
         fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
             static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
+                anb_pipeline::elements::metadata(
                     "ANB watermark",
                     "Filter/Effect/Video",
                     "Blends marks drawn once by overlay elements onto every frame",
-                    "ANB Video",
                 )
             });
             Some(&*META)
@@ -95,10 +111,7 @@ mod imp {
         fn pad_templates() -> &'static [gst::PadTemplate] {
             static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
                 let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS).build();
-                vec![
-                    gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
-                    gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
-                ]
+                anb_pipeline::elements::sink_and_src_templates(&caps, &caps)
             });
             TEMPLATES.as_ref()
         }
@@ -118,7 +131,7 @@ mod imp {
             _outcaps: &gst::Caps,
             _out_info: &gst_video::VideoInfo,
         ) -> Result<(), gst::LoggableError> {
-            let description = self.marks_description.lock().unwrap().clone();
+            let description = self.settings.lock().unwrap().marks.clone();
             let (width, height) = (in_info.width(), in_info.height());
             let canvas =
                 marks::draw_canvas(&description, width, height).map_err(|e| gst::loggable_error!(super::CAT, "{e}"))?;

@@ -9,6 +9,7 @@
 //! plane: the mark's colour already multiplied by its coverage, and the share of the picture left.
 //! A frame then costs one multiply-add per covered sample.
 
+use anb_pipeline::elements::Playing;
 use gst::prelude::*;
 
 /// A run of covered samples of one plane: `x..x + keep.len()` of row `y`.
@@ -160,26 +161,22 @@ pub fn draw_canvas(marks: &str, width: u32, height: u32) -> Result<Vec<u8>, Stri
         .map_err(|_| "the marks are not a chain of elements".to_string())?;
     let sink =
         pipeline.by_name("canvas").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no canvas sink")?;
-    let drawn = (|| {
-        pipeline.set_state(gst::State::Playing).map_err(|e| format!("drawing the marks: {e}"))?;
-        let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10)).ok_or_else(|| {
-            let bus_error = pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
-            match bus_error.as_ref().map(|m| m.view()) {
-                Some(gst::MessageView::Error(e)) => format!("drawing the marks: {}", e.error()),
-                _ => "drawing the marks gave no picture".to_string(),
-            }
-        })?;
-        let buffer = sample.buffer().ok_or("drawing the marks gave no picture")?;
-        let map = buffer.map_readable().map_err(|_| "the marks' picture cannot be read")?;
-        let row = width as usize * 4;
-        let stride = map.len() / height as usize;
-        if stride < row {
-            return Err("the marks' picture is too small".to_string());
+    let pipeline = Playing::start(pipeline).map_err(|e| format!("drawing the marks: {e}"))?;
+    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10)).ok_or_else(|| {
+        let bus_error = pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
+        match bus_error.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Error(e)) => format!("drawing the marks: {}", e.error()),
+            _ => "drawing the marks gave no picture".to_string(),
         }
-        Ok(map.chunks(stride).take(height as usize).flat_map(|r| &r[..row]).copied().collect())
-    })();
-    let _ = pipeline.set_state(gst::State::Null);
-    drawn
+    })?;
+    let buffer = sample.buffer().ok_or("drawing the marks gave no picture")?;
+    let map = buffer.map_readable().map_err(|_| "the marks' picture cannot be read")?;
+    let row = width as usize * 4;
+    let stride = map.len() / height as usize;
+    if stride < row {
+        return Err("the marks' picture is too small".to_string());
+    }
+    Ok(map.chunks(stride).take(height as usize).flat_map(|r| &r[..row]).copied().collect())
 }
 
 #[cfg(test)]

@@ -384,9 +384,8 @@ mod tests {
         .downcast::<gst::Pipeline>()
         .unwrap();
         let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
+        let _playing = Playing::start(pipeline).unwrap();
         let sample = sink.pull_sample().expect("a frame");
-        pipeline.set_state(gst::State::Null).unwrap();
         let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
         let frame = gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info).unwrap();
         std::array::from_fn(|plane| {

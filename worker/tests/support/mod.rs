@@ -14,6 +14,7 @@ use anb_core::faults::{Faults, FaultyQueue, FaultyStore};
 use anb_core::model::{NewUser, NewVideo, Video, VideoStatus};
 use anb_core::queue::{EmbeddedQueue, JobQueue, MAX_RECEIVES};
 use anb_core::store::{SqlStore, Store};
+use anb_core::ErrorCode;
 use anb_pipeline::{BuildContext, Pipeline};
 use anb_worker::protection::ScaleInProtection;
 use anb_worker::telemetry::WorkerMetrics;
@@ -24,24 +25,7 @@ use uuid::Uuid;
 pub const SLOW_PIPELINE: &str = include_str!("../../../tests/pipelines/slow.toml");
 
 /// A small, quick pipeline: the first 2 s, scaled down, encoded fast.
-pub const PIPELINE: &str = r#"
-[[stage]]
-type = "trim"
-max_duration_secs = 2
-
-[[stage]]
-type = "resize"
-width = 160
-height = 90
-
-[[stage]]
-type = "poster"
-width = 64
-
-[[stage]]
-type = "encode"
-preset = "ultrafast"
-"#;
+pub const PIPELINE: &str = include_str!("../../../tests/pipelines/tiny.toml");
 
 pub struct Rig {
     pub dir: tempfile::TempDir,
@@ -187,7 +171,25 @@ where
     worker.run(shutdown).await.outcomes
 }
 
+/// What a job failing with `code` on every attempt yields: a retry for each attempt of the
+/// budget but the last, which records the failure and dead-letters the message.
+pub fn retried_then_dead_lettered(code: ErrorCode) -> Vec<Outcome> {
+    let mut outcomes = vec![Outcome::Retry(code); MAX_ATTEMPTS as usize - 1];
+    outcomes.push(Outcome::DeadLettered(code));
+    outcomes
+}
+
 impl Rig {
+    /// Run `worker` until a message is in the dead-letter queue (bounded), then shut it down.
+    pub async fn run_until_dead_lettered(&self, worker: &Worker) -> Vec<Outcome> {
+        let dead = self.real.dead_letters.clone().expect("the rig has a dead-letter queue");
+        run_until(worker, || {
+            let dead = dead.clone();
+            async move { dead.depth().await.map(|d| d.visible == 1).unwrap_or(false) }
+        })
+        .await
+    }
+
     /// The processed outputs stored in the folder (file names under `processed/`).
     pub fn outputs(&self) -> Vec<String> {
         let Ok(dir) = std::fs::read_dir(self.dir.path().join("blobs/processed")) else { return vec![] };

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::x264enc;
+use anb_pipeline::elements::Playing;
 use gst::prelude::*;
 
 /// One access unit as it came out: bytes, PTS, DTS, keyframe.
@@ -24,7 +24,7 @@ const SOURCE: &str = "videotestsrc num-buffers=48 pattern=ball motion=sweep anim
 fn encode(encoder: &str) -> (Vec<Unit>, gst::Caps) {
     fill_new_allocations();
     gst::init().unwrap();
-    x264enc::register().unwrap();
+    super::register().unwrap();
     let caps = if encoder.contains("x264") {
         "video/x-h264,stream-format=byte-stream,alignment=au,profile=high"
     } else {
@@ -36,7 +36,7 @@ fn encode(encoder: &str) -> (Vec<Unit>, gst::Caps) {
     );
     let pipeline = gst::parse::launch(&description).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let pipeline = Playing::start(pipeline).unwrap();
     let mut units = Vec::new();
     let mut caps = None;
     while let Ok(sample) = sink.pull_sample() {
@@ -50,7 +50,6 @@ fn encode(encoder: &str) -> (Vec<Unit>, gst::Caps) {
         });
     }
     let error = pipeline.bus().unwrap().pop_filtered(&[gst::MessageType::Error]);
-    pipeline.set_state(gst::State::Null).unwrap();
     if let Some(error) = error {
         panic!("{encoder}: {error:?}");
     }
@@ -168,11 +167,11 @@ fn counted_picture(size: usize, released: &Arc<AtomicUsize>) -> gst::Buffer {
 /// (at the worst moment), for an encoder element.
 fn pictures_held(encoder: &str, frames: u64) -> u64 {
     gst::init().unwrap();
-    x264enc::register().unwrap();
+    super::register().unwrap();
     let pipeline = gst::parse::launch(&format!("{encoder} name=enc ! fakesink sync=false")).unwrap();
     let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
     let enc = pipeline.by_name("enc").unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let pipeline = Playing::start(pipeline).unwrap();
     let sink = enc.static_pad("sink").unwrap();
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 160, 120).fps(30).build().unwrap();
     assert!(sink.send_event(gst::event::StreamStart::new("pictures")));
@@ -187,7 +186,7 @@ fn pictures_held(encoder: &str, frames: u64) -> u64 {
         most_held = most_held.max(n + 1 - released.load(Ordering::SeqCst) as u64);
     }
     sink.send_event(gst::event::Eos::new());
-    pipeline.set_state(gst::State::Null).unwrap();
+    drop(pipeline); // back to Null: the encoder lets go of what it still holds
     assert_eq!(released.load(Ordering::SeqCst) as u64, frames, "every picture is released in the end");
     most_held
 }
@@ -203,7 +202,7 @@ fn releases_each_picture_once_x264_has_copied_it() {
 #[test]
 fn a_new_frame_size_mid_stream_drains_and_starts_a_new_sequence() {
     gst::init().unwrap();
-    x264enc::register().unwrap();
+    super::register().unwrap();
     let pipeline = gst::parse::launch(
         "appsrc name=src format=time ! anbx264enc speed-preset=veryfast threads=1 ! appsink name=sink sync=false",
     )
@@ -212,7 +211,7 @@ fn a_new_frame_size_mid_stream_drains_and_starts_a_new_sequence() {
     .unwrap();
     let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let _playing = Playing::start(pipeline).unwrap();
     let mut n = 0u64;
     for (width, height) in [(160, 120), (192, 144)] {
         let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, width, height).fps(30).build().unwrap();
@@ -231,9 +230,21 @@ fn a_new_frame_size_mid_stream_drains_and_starts_a_new_sequence() {
         let buffer = sample.buffer().unwrap();
         units.push((width, !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)));
     }
-    pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(units.len(), 24, "every picture of both sizes comes out");
     assert!(units[..12].iter().all(|&(w, _)| w == 160), "{units:?}");
     assert_eq!(units[12], (192, true), "the new size starts with a keyframe: {units:?}");
     assert!(units[12..].iter().all(|&(w, _)| w == 192));
+}
+
+/// The enum properties take x264's names in gst-launch text, as `x264enc` does, and refuse others.
+#[test]
+fn presets_and_profiles_take_x264s_names_and_refuse_others() {
+    gst::init().unwrap();
+    super::register().unwrap();
+    let element = gst::parse::launch("anbx264enc speed-preset=slower profile=main").unwrap();
+    assert_eq!(element.property::<super::Preset>("speed-preset"), super::Preset::Slower);
+    assert_eq!(element.property::<super::Profile>("profile"), super::Profile::Main);
+    for typo in ["anbx264enc speed-preset=quick", "anbx264enc profile=extended"] {
+        assert!(gst::parse::launch(typo).is_err(), "{typo}");
+    }
 }
