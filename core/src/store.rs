@@ -532,4 +532,16 @@ mod tests {
         assert_eq!(unique_constraint(None, vote).as_deref(), Some(VOTES_KEY));
         assert_eq!(unique_constraint(None, "database is locked"), None);
     }
+
+    /// A database failure keeps sqlx's own error as its source, behind one readable line.
+    #[test]
+    fn a_database_error_keeps_sqlxs_error_as_its_source() {
+        use std::error::Error;
+        let error = super::StoreError::from(sqlx::Error::ColumnNotFound("title".into()));
+        assert!(matches!(error, super::StoreError::Other(_)), "{error:?}");
+        assert!(error.to_string().starts_with("database error: "), "{error}");
+        let cause = error.source().expect("the cause is kept");
+        let sqlx = cause.source().and_then(|e| e.downcast_ref::<sqlx::Error>());
+        assert!(matches!(sqlx, Some(sqlx::Error::ColumnNotFound(column)) if column == "title"), "{cause:?}");
+    }
 }

@@ -85,14 +85,22 @@ pub enum PipelineError {
     #[error("invalid pipeline: {0}")]
     Config(#[from] ConfigError),
     /// A failure with a stable code and a message fit for the uploader; `debug` holds GStreamer's
-    /// debug string (element paths and source locations) for the logs.
+    /// debug string (element paths and source locations) for the logs, and `source` the
+    /// GStreamer error it came from, if it came from one.
     #[error("{code}: {message}")]
-    Run { code: ErrorCode, message: String, element: Option<String>, debug: Option<String> },
+    Run {
+        code: ErrorCode,
+        message: String,
+        element: Option<String>,
+        debug: Option<String>,
+        #[source]
+        source: Option<gst::glib::Error>,
+    },
 }
 
 impl PipelineError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        PipelineError::Run { code, message: message.into(), element: None, debug: None }
+        PipelineError::Run { code, message: message.into(), element: None, debug: None, source: None }
     }
 
     pub fn code(&self) -> ErrorCode {

@@ -401,5 +401,5 @@ fn classify(err: &gst::message::Error, shared: &Shared) -> PipelineError {
         (ErrorCode::Internal, error.to_string())
     };
     tracing::debug!(code = %code, element = ?element, details = ?details, "Pipeline error");
-    PipelineError::Run { code, message, element, debug: details }
+    PipelineError::Run { code, message, element, debug: details, source: Some(error) }
 }
