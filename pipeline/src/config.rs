@@ -57,77 +57,86 @@ fn parse_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
-/// Load and validate a pipeline from TOML text. `source_name` names the file in messages.
-pub fn load(
-    text: &str,
-    source_name: &str,
-    registry: &Registry,
-    overrides: &[Override],
-    ctx: &BuildContext,
-) -> Result<Pipeline, ConfigError> {
-    let fail = |problems| ConfigError { source_name: source_name.to_owned(), problems };
-    let mut doc: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
-
-    let mut problems = Vec::new();
-    let stage_values = match doc.remove("stage") {
-        Some(toml::Value::Array(items)) => items,
-        Some(_) => return Err(fail(vec![Problem::file("`stage` must be an array of tables (`[[stage]]`)")])),
-        None => Vec::new(),
-    };
-    for key in doc.keys() {
-        problems.push(Problem::file(format!("unknown top-level key `{key}`; only `[[stage]]` tables are allowed")));
-    }
-    if stage_values.is_empty() {
-        problems.push(Problem::file("no stages: add `[[stage]]` tables, at least one with `type = \"encode\"`"));
-    }
-
-    let known: Vec<&str> = registry.names().collect();
-    let mut stages = Vec::new();
-    for (index, value) in stage_values.into_iter().enumerate() {
-        let toml::Value::Table(mut table) = value else {
-            problems.push(Problem::file("each `stage` entry must be a table").at(index, "?"));
-            continue;
-        };
-        let Some(toml::Value::String(type_name)) = table.remove("type") else {
-            let p = Problem::field("type", format!("missing or not a string; valid types: {}", known.join(", ")));
-            problems.push(p.at(index, "?"));
-            continue;
-        };
-        for o in overrides.iter().filter(|o| o.stage_type == type_name) {
-            table.insert(o.field.clone(), o.value.clone());
+impl Pipeline {
+    /// Load and validate a pipeline from TOML text (GStreamer is initialised first). `source_name`
+    /// names the file in messages.
+    pub fn load(
+        text: &str,
+        source_name: &str,
+        registry: &Registry,
+        overrides: &[Override],
+        ctx: &BuildContext,
+    ) -> Result<Pipeline, ConfigError> {
+        let fail = |problems| ConfigError { source_name: source_name.to_owned(), problems };
+        if let Err(e) = crate::init() {
+            return Err(fail(vec![Problem::file(e.message())]));
         }
-        match registry.load(&type_name, table) {
-            None => problems.push(
-                Problem::field("type", format!("unknown stage type `{type_name}`; valid types: {}", known.join(", ")))
+        let mut doc: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| fail(vec![Problem::file(e.to_string().trim())]))?;
+
+        let mut problems = Vec::new();
+        let stage_values = match doc.remove("stage") {
+            Some(toml::Value::Array(items)) => items,
+            Some(_) => return Err(fail(vec![Problem::file("`stage` must be an array of tables (`[[stage]]`)")])),
+            None => Vec::new(),
+        };
+        for key in doc.keys() {
+            problems.push(Problem::file(format!("unknown top-level key `{key}`; only `[[stage]]` tables are allowed")));
+        }
+        if stage_values.is_empty() {
+            problems.push(Problem::file("no stages: add `[[stage]]` tables, at least one with `type = \"encode\"`"));
+        }
+
+        let known: Vec<&str> = registry.names().collect();
+        let mut stages = Vec::new();
+        for (index, value) in stage_values.into_iter().enumerate() {
+            let toml::Value::Table(mut table) = value else {
+                problems.push(Problem::file("each `stage` entry must be a table").at(index, "?"));
+                continue;
+            };
+            let Some(toml::Value::String(type_name)) = table.remove("type") else {
+                let p = Problem::field("type", format!("missing or not a string; valid types: {}", known.join(", ")));
+                problems.push(p.at(index, "?"));
+                continue;
+            };
+            for o in overrides.iter().filter(|o| o.stage_type == type_name) {
+                table.insert(o.field.clone(), o.value.clone());
+            }
+            match registry.load(&type_name, table) {
+                None => problems.push(
+                    Problem::field(
+                        "type",
+                        format!("unknown stage type `{type_name}`; valid types: {}", known.join(", ")),
+                    )
                     .at(index, &type_name),
-            ),
-            Some(Err(errs)) => problems.extend(errs.into_iter().map(|p| p.at(index, &type_name))),
-            Some(Ok(mut stage)) => {
-                if let Some(base) = &ctx.base_dir {
-                    stage.resolve_paths(base);
+                ),
+                Some(Err(errs)) => problems.extend(errs.into_iter().map(|p| p.at(index, &type_name))),
+                Some(Ok(mut stage)) => {
+                    if let Some(base) = &ctx.base_dir {
+                        stage.resolve_paths(base);
+                    }
+                    problems.extend(stage.validate().into_iter().map(|p| p.at(index, &type_name)));
+                    stages.push((index, LoadedStage { type_name, stage }));
                 }
-                problems.extend(stage.validate().into_iter().map(|p| p.at(index, &type_name)));
-                stages.push((index, LoadedStage { type_name, stage }));
             }
         }
-    }
-    for o in overrides {
-        if !known.contains(&o.stage_type.as_str()) {
-            problems.push(Problem::file(format!(
-                "environment override `{ENV_PREFIX}{}_{}` names unknown stage type `{}`",
-                o.stage_type.to_uppercase(),
-                o.field.to_uppercase(),
-                o.stage_type
-            )));
+        for o in overrides {
+            if !known.contains(&o.stage_type.as_str()) {
+                problems.push(Problem::file(format!(
+                    "environment override `{ENV_PREFIX}{}_{}` names unknown stage type `{}`",
+                    o.stage_type.to_uppercase(),
+                    o.field.to_uppercase(),
+                    o.stage_type
+                )));
+            }
         }
+        problems.extend(order_problems(&stages));
+        problems.extend(dry_build_problems(&stages, ctx));
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+        Ok(Pipeline::new(stages.into_iter().map(|(_, s)| s).collect()))
     }
-    problems.extend(order_problems(&stages));
-    problems.extend(dry_build_problems(&stages, ctx));
-    if !problems.is_empty() {
-        return Err(fail(problems));
-    }
-    Ok(Pipeline::new(stages.into_iter().map(|(_, s)| s).collect()))
 }
 
 /// The media limits of a pipeline file, read without building it: only the input stage's
@@ -274,7 +283,7 @@ mod tests {
 
     fn load_with(text: &str, overrides: &[Override]) -> Result<Pipeline, ConfigError> {
         crate::init().unwrap();
-        load(text, "test.toml", &registry(), overrides, &BuildContext::with_threads(1))
+        Pipeline::load(text, "test.toml", &registry(), overrides, &BuildContext::with_threads(1))
     }
 
     fn level_of(p: &Pipeline) -> String {

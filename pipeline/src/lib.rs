@@ -67,20 +67,6 @@ impl Pipeline {
         Pipeline { stages }
     }
 
-    /// Load and validate TOML text (see [`config`] for the format and the layering).
-    pub fn load(
-        text: &str,
-        source_name: &str,
-        registry: &Registry,
-        overrides: &[Override],
-        ctx: &BuildContext,
-    ) -> Result<Self, ConfigError> {
-        if let Err(e) = init() {
-            return Err(ConfigError { source_name: source_name.into(), problems: vec![Problem::file(e.message())] });
-        }
-        config::load(text, source_name, registry, overrides, ctx)
-    }
-
     pub fn stages(&self) -> &[LoadedStage] {
         &self.stages
     }
