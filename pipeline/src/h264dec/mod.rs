@@ -13,9 +13,9 @@
 //! profiles (High 10, 4:2:2, 4:4:4) are left to `avdec_h264`, which decodebin then picks.
 //!
 //! Against `avdec_h264` on the reference job (`benches/stock-elements.sh`: the 60 s 1080p input
-//! through the showcase pipeline, 2 threads, medians of 5 alternating pairs, 2026-12-07): peak
-//! memory 195.8 against 235.2 MiB (−39 MiB), CPU −3.2 % (−2.7 % in a second run), wall time
-//! −4.1 % (−2.4 %), and the same output (SSIM 0.98634 both).
+//! through the showcase pipeline, 2 threads, 5 alternating pairs a run, the median of 3 runs,
+//! 2026-12-07): peak memory 195.7 against 235.3 MiB (−39.5 MiB), CPU −3.2 %, wall time −3.1 %,
+//! and the same output (SSIM 0.98634 both).
 //! `GST_PLUGIN_FEATURE_RANK=avdec_h264:MAX` makes decodebin pick `avdec_h264` again.
 
 mod ffi;

@@ -6,8 +6,8 @@
 //! `x264_encoder_encode` has copied it (x264 always copies its input), as ffmpeg's wrapper does,
 //! so upstream cycles through a handful of buffers. Against `x264enc` set to the same parameters
 //! (the stage's `element = "x264enc"`) on the reference job (`benches/stock-elements.sh`: the
-//! 60 s 1080p input through the showcase pipeline, 2 threads, medians of 5 alternating pairs,
-//! 2026-12-07): peak memory 195.7 against 216.8 MiB (−21 MiB), the same CPU (−0.6 %) and wall
+//! 60 s 1080p input through the showcase pipeline, 2 threads, 5 alternating pairs a run, 2 runs,
+//! 2026-12-07): peak memory 195.6 against 216.8 MiB (−21.2 MiB), the same CPU (−0.6 %) and wall
 //! time (−1.1 %), and the same output (SSIM 0.98634, 16.06 MB both). It was written hoping the
 //! smaller working set would also speed up the codecs; it does not.
 //!

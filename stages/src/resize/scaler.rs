@@ -8,10 +8,10 @@
 //!
 //! Against `videoflip video-direction=auto ! videoscale method=catrom` (the same work with stock
 //! elements) on the reference job (`benches/stock-elements.sh`: the 60 s 1080p input through the
-//! showcase pipeline, 2 threads, medians of 5 alternating pairs, 2026-12-07): CPU −13.4 % (−16.5 %
-//! in a second run), wall time −14.1 % (−16.0 %), peak memory −4.4 MiB, and SSIM 0.98634 against
-//! 0.98564 (PSNR 41.86 against 41.46 dB) to a reference scaled by ffmpeg's bicubic, the filter
-//! this element computes.
+//! showcase pipeline, 2 threads, 5 alternating pairs a run, the median of 3 runs, 2026-12-07):
+//! CPU −15.3 %, wall time −14.1 %, peak memory −4.2 MiB, and SSIM 0.98634 against 0.98564
+//! (PSNR 41.86 against 41.46 dB) to a reference scaled by ffmpeg's bicubic, the filter this
+//! element computes.
 
 use std::sync::{LazyLock, Mutex, Once};
 
