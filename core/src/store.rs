@@ -38,6 +38,8 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded: retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] Cause),
+    /// Any other database failure (a query or a constraint the code does not expect): a fault of
+    /// ours, not retried.
     #[error("database error: {0}")]
     Other(#[source] Cause),
 }

@@ -503,10 +503,13 @@ async fn operations_routes_answer(db: Db) {
 
 async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
     let app = app(db).await;
-    let (id, lost) = upload_and_receive(&app, "lost job").await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let (_, body) = app.upload(&token, mp4_bytes(1000), Some("lost job")).await;
+    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
     // As if the queue had been down: the message never arrived.
     let queue = &app.state.backends.queue;
-    queue.delete(&lost.receipt).await.unwrap();
+    let lost = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
+    queue.delete(&lost[0].receipt).await.unwrap();
     forget_enqueued(&app, id).await;
 
     let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
@@ -518,15 +521,18 @@ async fn uploads_whose_job_was_lost_are_enqueued_by_the_sweep(db: Db) {
 
 async fn processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_the_sweep(db: Db) {
     let app = app(db).await;
-    let (id, lost) = upload_and_receive(&app, "stranded").await;
+    let (_, token) = app.player("Ana", "Cali").await;
+    let (_, body) = app.upload(&token, mp4_bytes(1000), Some("stranded")).await;
+    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
     // A worker started it, then died; its message was dead-lettered by receives that were not
     // the job's. The row says `processing` and nothing will ever come for it.
     let queue = &app.state.backends.queue;
+    let lost = queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
     assert!(matches!(
         app.state.backends.store.start_processing(id, Duration::from_secs(60)).await.unwrap(),
         anb_core::model::StartOutcome::Started { .. }
     ));
-    queue.delete(&lost.receipt).await.unwrap();
+    queue.delete(&lost[0].receipt).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let earlier = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
@@ -538,17 +544,6 @@ async fn processing_jobs_whose_attempt_died_and_message_is_gone_are_enqueued_by_
     assert_eq!(anb_web::requeue_stuck(&app.state, now).await.unwrap(), 0, "once per window");
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("anb_stuck_jobs_requeued_total 1\n"), "an alarm can watch it: {metrics}");
-}
-
-/// A player's upload, and its job message taken off the queue as a worker would.
-async fn upload_and_receive(app: &App, title: &str) -> (Uuid, anb_core::queue::Received) {
-    let (_, token) = app.player("Ana", "Cali").await;
-    let (_, body) = app.upload(&token, mp4_bytes(1000), Some(title)).await;
-    let id = Uuid::parse_str(body["video_id"].as_str().unwrap()).unwrap();
-    let mut received =
-        app.state.backends.queue.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap();
-    assert_eq!(received.len(), 1, "the upload's job is on the queue");
-    (id, received.remove(0))
 }
 
 async fn forget_enqueued(app: &App, id: Uuid) {

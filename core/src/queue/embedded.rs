@@ -107,6 +107,16 @@ fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+/// A receipt acts only on the delivery it names: no row touched means that delivery is over
+/// (its lease expired, or the message was deleted), as SQS answers.
+fn still_in_flight(rows_affected: u64) -> Result<(), QueueError> {
+    if rows_affected == 0 {
+        Err(QueueError::LeaseLost)
+    } else {
+        Ok(())
+    }
+}
+
 fn db_error(e: sqlx::Error) -> QueueError {
     if is_transient(&e) {
         QueueError::Unavailable(Cause::of(e))
@@ -178,9 +188,7 @@ impl JobQueue for EmbeddedQueue {
         .await
         .map_err(db_error)?
         .rows_affected());
-        if changed == 0 {
-            return Err(QueueError::LeaseLost);
-        }
+        still_in_flight(changed)?;
         if visibility.is_zero() {
             self.sent.notify_waiters();
         }
@@ -199,10 +207,7 @@ impl JobQueue for EmbeddedQueue {
         .await
         .map_err(db_error)?
         .rows_affected());
-        if deleted == 0 {
-            return Err(QueueError::LeaseLost);
-        }
-        Ok(())
+        still_in_flight(deleted)
     }
 
     async fn depth(&self) -> Result<Depth, QueueError> {

@@ -48,6 +48,8 @@ pub enum QueueError {
     /// The queue service cannot be reached: retry later.
     #[error("the queue is unavailable: {0}")]
     Unavailable(#[source] Cause),
+    /// The queue refused the call (no such queue, access denied, a malformed request) or its
+    /// table failed for good: retrying will not help, the web answers 500.
     #[error("queue error: {0}")]
     Other(#[source] Cause),
 }
