@@ -23,26 +23,10 @@ source benches/lib/media.sh
 input="$inputs/clip-60s-1080p.mp4"
 threads=${THREADS:-$(nproc)}
 
-# The showcase pipeline with its relative paths made absolute, and one stage edited by Python
-# (a pipeline's paths are relative to its own folder, and the variants live in $work).
-variant() { # name python-statement-on-blocks
-  python3 - pipeline.toml "$work/$1.toml" "$2" "$threads" <<'PY'
-import os, re, sys
-text = open(sys.argv[1]).read()
-text = re.sub(r'path = "(?!/)', 'path = "' + os.getcwd() + '/', text)
-blocks = re.split(r"(?m)^(?=\[\[stage\]\])", text)
-threads = sys.argv[4]
-def stage(kind):
-    found = [i for i, b in enumerate(blocks) if re.search(r'(?m)^type\s*=\s*"%s"' % kind, b)]
-    assert len(found) == 1, "the showcase pipeline has one %s stage" % kind
-    return found[0]
-exec(sys.argv[3])
-open(sys.argv[2], "w").write("".join(blocks))
-PY
-}
-variant ours 'pass'
-variant x264enc 'i = stage("encode"); blocks[i] = blocks[i].replace("type = \"encode\"\n", "type = \"encode\"\nelement = \"x264enc\"\n", 1)'
-variant videoscale 'i = stage("resize")
+pipeline_variant "$work/ours.toml" 'pass'
+pipeline_variant "$work/x264enc.toml" 'i = stage("encode"); blocks[i] = blocks[i].replace("type = \"encode\"\n", "type = \"encode\"\nelement = \"x264enc\"\n", 1)'
+pipeline_variant "$work/videoscale.toml" "threads = $threads"'
+i = stage("resize")
 size = dict(re.findall(r"(?m)^(width|height)\s*=\s*(\d+)", blocks[i]))
 assert re.search(r"(?m)^mode\s*=\s*\"fit\"", blocks[i]) and re.search(r"(?m)^auto_rotate\s*=\s*true", blocks[i])
 blocks[i] = ("[[stage]]\ntype = \"gst\"\nvideo = \"videoconvert n-threads=%s ! video/x-raw,format=I420 ! "

@@ -22,3 +22,22 @@ measure() {
   fi
   awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time"
 }
+
+# A variant of the showcase pipeline, written to $1: its [[stage]] tables are a Python list
+# `blocks` that the statement $2 edits (`stage("poster")` is the index of the one stage of that
+# type), and its relative paths are made absolute, since a pipeline's paths are relative to its
+# own folder and a variant lives in $work.
+pipeline_variant() {
+  python3 - pipeline.toml "$1" "$2" <<'PY'
+import os, re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r'path = "(?!/)', 'path = "' + os.getcwd() + '/', text)
+blocks = re.split(r"(?m)^(?=\[\[stage\]\])", text)
+def stage(kind):
+    found = [i for i, b in enumerate(blocks) if re.search(r'(?m)^type\s*=\s*"%s"' % kind, b)]
+    assert len(found) == 1, "the showcase pipeline has one %s stage" % kind
+    return found[0]
+exec(sys.argv[3])
+open(sys.argv[2], "w").write("".join(blocks))
+PY
+}

@@ -215,25 +215,23 @@ impl Encode {
     /// `pass=qual` with no VBV (x264enc would otherwise cap the rate at its default 2 Mbit/s), a
     /// bitrate its `pass=cbr` with its 0.6 s VBV; no access unit delimiters.
     fn stock_x264enc(&self, threads: u32) -> Result<gst::Element, PipelineError> {
-        let quality = match self.video_bitrate_kbps {
-            Some(kbps) => {
-                [("pass", "cbr".to_string()), ("bitrate", kbps.to_string()), ("vbv-buf-capacity", "600".into())]
-            }
-            None => [
-                ("pass", "qual".to_string()),
-                ("quantizer", self.crf.unwrap_or(DEFAULT_CRF).to_string()),
-                ("vbv-buf-capacity", "0".into()),
-            ],
+        let (pass, rate, vbv_ms) = match self.video_bitrate_kbps {
+            Some(kbps) => ("cbr", ("bitrate", kbps), "600"),
+            None => ("qual", ("quantizer", self.crf.unwrap_or(DEFAULT_CRF)), "0"),
         };
-        let (threads, keyint) = (threads.to_string(), KEYINT_MAX_FRAMES.to_string());
-        let mut properties = vec![
-            ("speed-preset", self.preset.as_str()),
-            ("key-int-max", &keyint),
-            ("threads", &threads),
-            ("aud", "false"),
-        ];
-        properties.extend(quality.iter().map(|(name, value)| (*name, value.as_str())));
-        make_with("x264enc", &properties)
+        let (rate_value, threads, keyint) = (rate.1.to_string(), threads.to_string(), KEYINT_MAX_FRAMES.to_string());
+        make_with(
+            "x264enc",
+            &[
+                ("speed-preset", self.preset.as_str()),
+                ("pass", pass),
+                (rate.0, &rate_value),
+                ("vbv-buf-capacity", vbv_ms),
+                ("key-int-max", &keyint),
+                ("threads", &threads),
+                ("aud", "false"),
+            ],
+        )
     }
 }
 
