@@ -25,6 +25,12 @@ impl Admitted {
         let video = self.facts.as_ref()?.video()?;
         Some(video.width as f64 * video.height as f64 * video.fps()?)
     }
+
+    /// (width, height) of the first video stream, when the header gives them.
+    pub fn picture_size(&self) -> Option<(u32, u32)> {
+        let video = self.facts.as_ref()?.video()?;
+        Some((video.width, video.height))
+    }
 }
 
 pub(crate) fn admit(source: &dyn ByteSource, limits: &InputLimits) -> Result<Admitted, PipelineError> {

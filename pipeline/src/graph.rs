@@ -1,7 +1,7 @@
 //! Building the GStreamer graph of one run:
 //!
 //! ```text
-//! appsrc (random access) ! decodebin ─┬─ video branch: queue ! <stages> ! queue ! <encoder> ─┬─ mp4mux ! appsink
+//! appsrc (random access) ! decodebin ─┬─ video branch: queue ! <stages> ! <encoder> ─────────┬─ mp4mux ! appsink
 //!                                     └─ audio branch: queue ! <stages> ! queue ! <encoder> ─┘
 //! ```
 //!
@@ -28,6 +28,35 @@ use crate::shared::Shared;
 use crate::stage::{BuildContext, Window};
 use crate::{endpoints, window, Pipeline};
 
+/// What the demuxer may read ahead of a stream's branch, in encoded bytes per stream.
+/// decodebin's multiqueue otherwise keeps its start-up limit (8 MiB) for the whole run, and
+/// lets a stream that is not consumed fast enough grow towards it while another stream's queue
+/// is empty: the video waits behind the encoder while the sound runs ahead into its branch's
+/// queue, so the demuxer read 6 s of video ahead (7.5 MiB of a 10 Mbit/s input) before the
+/// sound's queue filled. 2 MiB is decodebin's own limit for playback; a picture larger than the
+/// room left is still let in, so no stream can block on it.
+const DEMUX_QUEUE_BYTES: u32 = 2 * 1024 * 1024;
+
+/// The H.264 decoders decodebin may pick (ours, and `avdec_h264` for 10-bit and 4:2:2 streams).
+const H264_DECODERS: [&str; 2] = [crate::h264dec::ELEMENT_NAME, "avdec_h264"];
+
+/// Frame threads for an H.264 decoder on `cpus` CPUs, for pictures of `picture_pixels`.
+///
+/// Each frame thread holds pictures and a copy of the decoder's state, and libavcodec's own rule
+/// is CPUs + 1. Up to 1080p's pixel count, decoding is a small share of a job beside encoding:
+/// one thread per two CPUs keeps up. On two CPUs one thread instead of two gave the same wall
+/// time on 1080p30 and 1080p60 inputs, with the showcase preset and with `ultrafast`, and 7.5 MiB
+/// less at the job's peak. A larger picture gets one per CPU: a 2160p30 input on two CPUs took
+/// 12 % longer with one. An unknown size is treated as a large one.
+fn h264_decoder_threads(cpus: usize, picture_pixels: Option<u64>) -> usize {
+    const PIXELS_1080P: u64 = 1920 * 1080;
+    match picture_pixels {
+        Some(pixels) if pixels <= PIXELS_1080P => cpus.div_ceil(2),
+        _ => cpus,
+    }
+    .max(1)
+}
+
 pub(crate) struct Graph {
     pub pipeline: gst::Pipeline,
     pub shared: Arc<Shared>,
@@ -44,10 +73,14 @@ pub(crate) fn build(
     if let Some(rate) = admitted.pixel_rate() {
         shared.set_pixel_rate(rate);
     }
+    if let Some((width, height)) = admitted.picture_size() {
+        shared.set_picture_pixels(width, height);
+    }
     let pipeline = gst::Pipeline::with_name("anb");
     let appsrc = endpoints::appsrc(source, shared.clone())?;
     let decodebin = make("decodebin")?;
     decodebin.set_property("sink-caps", admission::container_caps(admitted.container));
+    decodebin.set_property("max-size-bytes", DEMUX_QUEUE_BYTES);
     // An aggregator with no latency holds one buffer per pad: each encoder push then waits for
     // the muxer's thread to take it, two thread switches per packet. A second of room per pad
     // (a few hundred KiB of encoded data) lets the branches run on; the file is the same, since a
@@ -60,10 +93,7 @@ pub(crate) fn build(
     appsrc.link(&decodebin).map_err(internal)?;
     mux.link(&appsink).map_err(internal)?;
 
-    // One frame thread per CPU of the quota. libavcodec's own rule is CPUs + 1, but each frame
-    // thread holds a picture and a copy of the decoder's state: on 2 CPUs the third cost 9.5 MiB
-    // of the job's peak and gained nothing (6.46 s against 6.45 s, medians of 3 pairs).
-    let threads = ctx.threads.to_string();
+    let cpus = ctx.threads;
     let window = plan.window();
     let limits = plan.input_limits();
     let demuxer_shared = shared.clone();
@@ -72,7 +102,9 @@ pub(crate) fn build(
         let Ok(element) = args[2].get::<gst::Element>() else { return None };
         // Decoders pick their own thread counts from the host's CPUs, ignoring cgroup quotas.
         if element.find_property("max-threads").is_some() {
-            element.set_property_from_str("max-threads", &threads);
+            let h264 = element.factory().is_some_and(|f| H264_DECODERS.contains(&f.name().as_str()));
+            let threads = if h264 { h264_decoder_threads(cpus, demuxer_shared.picture_pixels()) } else { cpus };
+            element.set_property_from_str("max-threads", &threads.to_string());
         }
         if is_demuxer(&element) {
             demuxer_shared.demuxer.lock().unwrap().get_or_insert_with(|| element.downgrade());
@@ -221,6 +253,9 @@ fn may_plug(dbin: &gst::Element, caps: &gst::Caps, limits: &anb_media::InputLimi
             if let Some(rate) = rate {
                 shared.set_pixel_rate(rate);
             }
+            if let (Ok(width), Ok(height)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
+                shared.set_picture_pixels(width.max(0) as u32, height.max(0) as u32);
+            }
         }),
         CapsVerdict::Leave => return false,
         CapsVerdict::RefuseVideo => Err(anb_media::Refusal::unsupported(
@@ -272,4 +307,24 @@ fn install_window(head: &gst::Element, w: Window) {
     let sink_pad = head.static_pad("sink").expect("a branch head has a sink pad");
     let src_pad = head.static_pad("src").expect("a branch head has a src pad");
     window::install(&sink_pad, &src_pad, w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::h264_decoder_threads;
+
+    #[test]
+    fn h264_decoding_gets_one_thread_per_two_cpus_up_to_1080p_and_one_per_cpu_above() {
+        let (p720, p1080, portrait_1080, p1440) = (1280 * 720, 1920 * 1080, 1080 * 1920, 2560 * 1440);
+        assert_eq!(h264_decoder_threads(1, Some(p1080)), 1);
+        assert_eq!(h264_decoder_threads(2, Some(p720)), 1);
+        assert_eq!(h264_decoder_threads(2, Some(p1080)), 1);
+        assert_eq!(h264_decoder_threads(2, Some(portrait_1080)), 1);
+        assert_eq!(h264_decoder_threads(4, Some(p1080)), 2);
+        assert_eq!(h264_decoder_threads(3, Some(p1080)), 2);
+        assert_eq!(h264_decoder_threads(2, Some(p1440)), 2);
+        assert_eq!(h264_decoder_threads(8, Some(3840 * 2160)), 8);
+        assert_eq!(h264_decoder_threads(2, None), 2, "an unknown size is taken as a large picture");
+        assert_eq!(h264_decoder_threads(0, None), 1);
+    }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub media_streams: AtomicU32,
     /// Pixels a second of the video stream (`f64` bits), once known; 0 while unknown.
     pub pixel_rate_bits: AtomicU64,
+    /// Pixels of one picture of the video stream (width × height), once known; 0 while unknown.
+    pub picture_pixels: AtomicU64,
     /// The demuxer reading the input, once decodebin has plugged it.
     pub demuxer: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
     /// The first failure a callback saw; it explains the bus error that follows.
@@ -61,6 +63,17 @@ impl Shared {
         if rate > 0.0 {
             self.pixel_rate_bits.store(rate.to_bits(), Ordering::Relaxed);
         }
+    }
+
+    pub fn picture_pixels(&self) -> Option<u64> {
+        match self.picture_pixels.load(Ordering::Relaxed) {
+            0 => None,
+            pixels => Some(pixels),
+        }
+    }
+
+    pub fn set_picture_pixels(&self, width: u32, height: u32) {
+        self.picture_pixels.store(u64::from(width) * u64::from(height), Ordering::Relaxed);
     }
 
     pub fn take_failure(&self) -> Option<PipelineError> {
