@@ -46,8 +46,9 @@ const H264_DECODERS: [&str; 2] = [crate::h264dec::ELEMENT_NAME, "avdec_h264"];
 /// is CPUs + 1. Up to 1080p's pixel count, decoding is a small share of a job beside encoding:
 /// one thread per two CPUs keeps up. On two CPUs one thread instead of two gave the same wall
 /// time on 1080p30 and 1080p60 inputs, with the showcase preset and with `ultrafast`, and 7.5 MiB
-/// less at the job's peak. A larger picture gets one per CPU: a 2160p30 input on two CPUs took
-/// 12 % longer with one. An unknown size is treated as a large one.
+/// less at the job's peak (docs/capacity.md, "The second pass"); more CPUs were not measured and
+/// get the same share. A larger picture gets one per CPU: a 2160p30 input on two CPUs took 12 %
+/// longer with one. An unknown size is treated as a large one.
 fn h264_decoder_threads(cpus: usize, picture_pixels: Option<u64>) -> usize {
     const PIXELS_1080P: u64 = 1920 * 1080;
     match picture_pixels {
