@@ -17,6 +17,7 @@ typedef struct {
   float crf;           /* constant quality, used when bitrate_kbps is 0 */
   int bitrate_kbps;    /* average bitrate, with a VBV of 0.6 s as x264enc's default */
   int keyint_max, threads;
+  int rc_lookahead; /* frames the rate control and frame-type decisions look ahead; < 0: the preset's */
   /* VUI, as ISO/IEC 23091-4 codes */
   int colorprim, transfer, colmatrix, fullrange, chroma_loc;
 } AnbX264Settings;
@@ -82,6 +83,7 @@ x264_t *anb_x264_open(const AnbX264Settings *s) {
     p.rc.f_rf_constant = s->crf;
   }
   p.i_threads = s->threads;
+  if (s->rc_lookahead >= 0) p.rc.i_lookahead = s->rc_lookahead;
   if (x264_param_apply_profile(&p, s->profile) < 0) return NULL;
   return x264_encoder_open(&p);
 }

@@ -116,6 +116,12 @@ pub struct Encode {
     /// threads would only cost, 3 on two, so cores stay busy while threads wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
+    /// Frames x264's rate control and frame-type decisions look ahead, 0 to 250. Default: the
+    /// preset's (10 for `veryfast`). Each frame of lookahead holds one more picture, 3.3 MB at
+    /// 720p: fewer frames fit a job in less memory, at some quality per bit (docs/capacity.md,
+    /// "What stands between a job and 160 and 120 MiB", has the measured trade-off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookahead_frames: Option<u32>,
     /// AAC bitrate in kbit/s. Default 128.
     pub audio_bitrate_kbps: u32,
     /// Keep the input's sound as it is when it already fits the output (AAC-LC, at most two
@@ -135,6 +141,7 @@ impl Default for Encode {
             video_bitrate_kbps: None,
             profile: DEFAULT_PROFILE,
             threads: None,
+            lookahead_frames: None,
             audio_bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
             audio_passthrough: true,
             element: Element::default(),
@@ -159,6 +166,7 @@ impl Stage for Encode {
             self.video_bitrate_kbps.and_then(|kbps| Problem::out_of_range("video_bitrate_kbps", kbps, 100..=100_000)),
         );
         problems.extend(self.threads.and_then(|t| Problem::out_of_range("threads", t, 1..=64)));
+        problems.extend(self.lookahead_frames.and_then(|f| Problem::out_of_range("lookahead_frames", f, 0..=250)));
         problems.extend(Problem::out_of_range("audio_bitrate_kbps", self.audio_bitrate_kbps, 16..=512));
         problems
     }
@@ -177,6 +185,7 @@ impl Stage for Encode {
                     .property("profile", self.profile)
                     .property("key-int-max", KEYINT_MAX_FRAMES)
                     .property("threads", threads)
+                    .property("rc-lookahead", self.lookahead_frames.map_or(-1, |frames| frames as i32))
                     .build()
                     .map_err(|e| PipelineError::new(ErrorCode::Internal, format!("creating the encoder: {e}")))?
             }
@@ -220,18 +229,19 @@ impl Encode {
             None => ("qual", ("quantizer", self.crf.unwrap_or(DEFAULT_CRF)), "0"),
         };
         let (rate_value, threads, keyint) = (rate.1.to_string(), threads.to_string(), KEYINT_MAX_FRAMES.to_string());
-        make_with(
-            "x264enc",
-            &[
-                ("speed-preset", self.preset.as_str()),
-                ("pass", pass),
-                (rate.0, &rate_value),
-                ("vbv-buf-capacity", vbv_ms),
-                ("key-int-max", &keyint),
-                ("threads", &threads),
-                ("aud", "false"),
-            ],
-        )
+        let lookahead = self.lookahead_frames.map(|frames| frames.to_string());
+        let mut properties = vec![
+            ("speed-preset", self.preset.as_str()),
+            ("pass", pass),
+            (rate.0, &rate_value),
+            ("vbv-buf-capacity", vbv_ms),
+            ("key-int-max", &keyint),
+            ("threads", &threads),
+            ("aud", "false"),
+        ];
+        // Only when set: x264enc's own default (40) would replace the preset's.
+        properties.extend(lookahead.as_deref().map(|frames| ("rc-lookahead", frames)));
+        make_with("x264enc", &properties)
     }
 }
 
@@ -257,6 +267,7 @@ mod tests {
         assert_round_trip(&Encode {
             crf: Some(20),
             threads: Some(2),
+            lookahead_frames: Some(6),
             audio_passthrough: false,
             preset: Preset::Slow,
             profile: Profile::Main,
@@ -268,9 +279,11 @@ mod tests {
 
     #[test]
     fn crf_and_bitrate_together_and_bad_values_are_rejected() {
-        let e = Encode { crf: Some(60), video_bitrate_kbps: Some(2000), ..Encode::default() };
+        let e =
+            Encode { crf: Some(60), video_bitrate_kbps: Some(2000), lookahead_frames: Some(251), ..Encode::default() };
         let fields: Vec<_> = e.validate().into_iter().filter_map(|p| p.field).collect();
-        assert_eq!(fields, ["crf", "crf"]);
+        assert_eq!(fields, ["crf", "crf", "lookahead_frames"]);
+        assert!(Encode { lookahead_frames: Some(250), ..Encode::default() }.validate().is_empty());
         for typo in ["preset = \"quick\"", "profile = \"extended\"", "element = \"openh264enc\""] {
             let err = toml::from_str::<Encode>(typo).expect_err(typo).to_string();
             assert!(err.contains("unknown variant"), "{typo}: {err}");
@@ -320,21 +333,30 @@ mod tests {
     }
 
     /// The stage sets GStreamer's encoder so that it writes our element's stream: on one thread
-    /// (where x264 is reproducible) the two are the same bytes, at a quality and at a bitrate.
+    /// (where x264 is reproducible) the two are the same bytes, at a quality, at a bitrate and
+    /// with a lookahead of its own; without one, both look ahead as far as the preset does.
     #[test]
     fn both_elements_write_the_same_stream_on_one_thread() {
         gst::init().unwrap();
         let source = "videotestsrc num-buffers=30 pattern=ball motion=sweep animation-mode=frames \
             ! video/x-raw,format=I420,width=160,height=120,framerate=30/1,colorimetry=bt709,pixel-aspect-ratio=1/1";
-        for video_bitrate_kbps in [None, Some(300)] {
+        for (video_bitrate_kbps, lookahead_frames, options) in [
+            (None, None, "rc_lookahead=10 "),
+            (Some(300), None, "rc_lookahead=10 "),
+            (None, Some(4), "rc_lookahead=4 "),
+        ] {
             let stream = |element| {
-                let encode = Encode { element, threads: Some(1), video_bitrate_kbps, ..Encode::default() };
+                let encode =
+                    Encode { element, threads: Some(1), video_bitrate_kbps, lookahead_frames, ..Encode::default() };
                 let samples = samples_through(source, encode.video(&BuildContext::with_threads(1)).unwrap());
                 samples.iter().map(|s| s.buffer().unwrap().map_readable().unwrap().to_vec()).collect::<Vec<_>>()
             };
             let ours = stream(Element::Anbx264enc);
             assert_eq!(ours.len(), 30);
-            assert!(ours == stream(Element::X264enc), "x264enc writes anbx264enc's stream ({video_bitrate_kbps:?})");
+            // x264 writes its options into the first access unit (an SEI message).
+            assert!(String::from_utf8_lossy(&ours[0]).contains(options), "{options} ({video_bitrate_kbps:?})");
+            let case = (video_bitrate_kbps, lookahead_frames);
+            assert!(ours == stream(Element::X264enc), "x264enc writes anbx264enc's stream ({case:?})");
         }
     }
 

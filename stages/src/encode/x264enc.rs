@@ -52,6 +52,11 @@ const DEFAULT_BITRATE: u32 = 0;
 const DEFAULT_KEY_INT_MAX: u32 = 250;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_PROFILE: Profile = Profile::High;
+/// -1: the speed preset's lookahead (x264enc's own default is 40 frames, but it only applies it
+/// when set, so with a preset both elements look ahead as far as the preset does).
+const DEFAULT_RC_LOOKAHEAD: i32 = -1;
+/// x264's limit (`X264_LOOKAHEAD_MAX`), as `x264enc`'s `rc-lookahead`.
+const MAX_RC_LOOKAHEAD: i32 = 250;
 
 /// The element's settings (its properties).
 #[derive(Debug, Clone)]
@@ -62,6 +67,7 @@ struct Settings {
     key_int_max: u32,
     threads: u32,
     profile: Profile,
+    rc_lookahead: i32,
 }
 
 impl Default for Settings {
@@ -73,6 +79,7 @@ impl Default for Settings {
             key_int_max: DEFAULT_KEY_INT_MAX,
             threads: DEFAULT_THREADS,
             profile: DEFAULT_PROFILE,
+            rc_lookahead: DEFAULT_RC_LOOKAHEAD,
         }
     }
 }
@@ -115,6 +122,7 @@ fn params(settings: &Settings, info: &gst_video::VideoInfo) -> Params {
         bitrate_kbps: settings.bitrate,
         keyint_max: settings.key_int_max,
         threads: settings.threads,
+        rc_lookahead: u32::try_from(settings.rc_lookahead).ok(),
         colorprim: colorimetry.primaries().to_iso() as i32,
         transfer: colorimetry.transfer().to_iso() as i32,
         colmatrix: colorimetry.matrix().to_iso() as i32,
@@ -196,6 +204,12 @@ mod imp {
                     glib::ParamSpecEnum::builder_with_default("profile", DEFAULT_PROFILE)
                         .blurb("H.264 profile the stream keeps to")
                         .build(),
+                    glib::ParamSpecInt::builder("rc-lookahead")
+                        .blurb("Frames the rate control and frame-type decisions look ahead (-1: the preset's)")
+                        .minimum(-1)
+                        .maximum(MAX_RC_LOOKAHEAD)
+                        .default_value(DEFAULT_RC_LOOKAHEAD)
+                        .build(),
                 ]
             });
             PROPS.as_ref()
@@ -211,6 +225,7 @@ mod imp {
                 "key-int-max" => settings.key_int_max = value.get().expect(CHECKED),
                 "threads" => settings.threads = value.get().expect(CHECKED),
                 "profile" => settings.profile = value.get().expect(CHECKED),
+                "rc-lookahead" => settings.rc_lookahead = value.get().expect(CHECKED),
                 other => unreachable!("no property {other}"),
             }
         }
@@ -224,6 +239,7 @@ mod imp {
                 "key-int-max" => settings.key_int_max.to_value(),
                 "threads" => settings.threads.to_value(),
                 "profile" => settings.profile.to_value(),
+                "rc-lookahead" => settings.rc_lookahead.to_value(),
                 other => unreachable!("no property {other}"),
             }
         }
