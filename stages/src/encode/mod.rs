@@ -22,6 +22,8 @@ pub const DEFAULT_PRESET: Preset = Preset::Veryfast;
 pub const DEFAULT_PROFILE: Profile = Profile::High;
 pub const DEFAULT_CRF: u32 = 23;
 pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
+/// The longest lookahead x264 takes (`X264_LOOKAHEAD_MAX`), as `x264enc`'s `rc-lookahead`.
+pub const MAX_LOOKAHEAD_FRAMES: u32 = 250;
 /// x264's own default GOP length (x264enc would otherwise pick 10 s worth of frames).
 const KEYINT_MAX_FRAMES: u32 = 250;
 
@@ -166,7 +168,9 @@ impl Stage for Encode {
             self.video_bitrate_kbps.and_then(|kbps| Problem::out_of_range("video_bitrate_kbps", kbps, 100..=100_000)),
         );
         problems.extend(self.threads.and_then(|t| Problem::out_of_range("threads", t, 1..=64)));
-        problems.extend(self.lookahead_frames.and_then(|f| Problem::out_of_range("lookahead_frames", f, 0..=250)));
+        problems.extend(
+            self.lookahead_frames.and_then(|f| Problem::out_of_range("lookahead_frames", f, 0..=MAX_LOOKAHEAD_FRAMES)),
+        );
         problems.extend(Problem::out_of_range("audio_bitrate_kbps", self.audio_bitrate_kbps, 16..=512));
         problems
     }
@@ -283,7 +287,7 @@ mod tests {
             Encode { crf: Some(60), video_bitrate_kbps: Some(2000), lookahead_frames: Some(251), ..Encode::default() };
         let fields: Vec<_> = e.validate().into_iter().filter_map(|p| p.field).collect();
         assert_eq!(fields, ["crf", "crf", "lookahead_frames"]);
-        assert!(Encode { lookahead_frames: Some(250), ..Encode::default() }.validate().is_empty());
+        assert!(Encode { lookahead_frames: Some(MAX_LOOKAHEAD_FRAMES), ..Encode::default() }.validate().is_empty());
         for typo in ["preset = \"quick\"", "profile = \"extended\"", "element = \"openh264enc\""] {
             let err = toml::from_str::<Encode>(typo).expect_err(typo).to_string();
             assert!(err.contains("unknown variant"), "{typo}: {err}");

@@ -19,7 +19,7 @@
 use std::sync::{LazyLock, Mutex, Once};
 
 use super::ffi::{Encoder, Params};
-use super::{Preset, Profile};
+use super::{Preset, Profile, MAX_LOOKAHEAD_FRAMES};
 use gst::glib;
 use gst::glib::translate::ToGlibPtr;
 use gst::prelude::*;
@@ -55,8 +55,6 @@ const DEFAULT_PROFILE: Profile = Profile::High;
 /// -1: the speed preset's lookahead (x264enc's own default is 40 frames, but it only applies it
 /// when set, so with a preset both elements look ahead as far as the preset does).
 const DEFAULT_RC_LOOKAHEAD: i32 = -1;
-/// x264's limit (`X264_LOOKAHEAD_MAX`), as `x264enc`'s `rc-lookahead`.
-const MAX_RC_LOOKAHEAD: i32 = 250;
 
 /// The element's settings (its properties).
 #[derive(Debug, Clone)]
@@ -207,7 +205,7 @@ mod imp {
                     glib::ParamSpecInt::builder("rc-lookahead")
                         .blurb("Frames the rate control and frame-type decisions look ahead (-1: the preset's)")
                         .minimum(-1)
-                        .maximum(MAX_RC_LOOKAHEAD)
+                        .maximum(MAX_LOOKAHEAD_FRAMES as i32)
                         .default_value(DEFAULT_RC_LOOKAHEAD)
                         .build(),
                 ]
