@@ -9,8 +9,8 @@
 #   RUNS=5 THREADS=1 LOOKAHEADS="preset 4 3" benches/lookahead.sh
 #
 # Needs the release binary (cargo build --release --bin anb). Writes
-# target/bench-report/lookahead-<THREADS>.json. Not part of `make bench` (about 6 minutes at
-# 2 threads, 11 at 1 on a 2-core host).
+# target/bench-report/lookahead-<THREADS>.json and the chart lookahead.png. Not part of
+# `make bench`: it runs the job 16 times per thread count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
